@@ -1,0 +1,55 @@
+# DLS Admin. `make run` serves the product with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test test-pg test-sqlite install lint format migrations bench serve worker beat clean
+
+$(BIN)/activate: requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+# Migrate, load demo data, then the web server, a Celery worker and beat until Ctrl-C.
+run: install
+	$(PYTHON) manage.py migrate --noinput
+	$(PYTHON) manage.py seed_demo
+	@trap 'kill 0' EXIT INT TERM; \
+	$(BIN)/celery -A dls_admin worker --loglevel=INFO --concurrency=2 & \
+	$(BIN)/celery -A dls_admin beat --loglevel=INFO & \
+	$(PYTHON) manage.py runserver --noreload $(HOST):$(PORT)
+
+# The whole suite. DATABASE_URL picks the database (SQLite when unset).
+test: install
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-pg: install
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dls} $(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-sqlite: install
+	env -u DATABASE_URL $(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Regenerate migrations from the models (before the first release: one 0001 per app).
+migrations: install
+	$(PYTHON) manage.py makemigrations licenses devices usage
+
+bench: install
+	$(PYTHON) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf var staticfiles

@@ -1,0 +1,90 @@
+"""Devices, their seats, and the record of every authorization decision (SPEC sections 2, 4, 6)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from licenses.models import LicenseItem, Project
+from licenses.rules import CLIENT_TYPES
+
+
+class Device(models.Model):
+    """One client, identified by ``device_uuid`` within a project, bound to one item at a time.
+
+    A device holds its item's seat while ``state == active`` and ``now < active_until``; the
+    expiry job later marks it expired. Released and expired devices keep their row (history,
+    usage from devices that lost their seat is still recorded against ``item``)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    RELEASED = "released"
+    STATES = [(ACTIVE, "Active"), (EXPIRED, "Expired"), (RELEASED, "Released")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="devices")
+    device_uuid = models.CharField(max_length=128)
+    item = models.ForeignKey(LicenseItem, null=True, on_delete=models.PROTECT, related_name="devices")
+    client_type = models.CharField(max_length=16, choices=[(c, c) for c in CLIENT_TYPES])
+    # Web devices: scheme://host[:port], lower-cased, default port dropped.
+    origin = models.CharField(max_length=300, blank=True, default="")
+    platform = models.CharField(max_length=64, blank=True, default="")
+    device_name = models.CharField(max_length=255, blank=True, default="")
+    sdk_version = models.CharField(max_length=64, blank=True, default="")
+    state = models.CharField(max_length=16, choices=STATES, default=ACTIVE)
+    first_authorized_at = models.DateTimeField()
+    authorized_at = models.DateTimeField()  # latest authorization
+    last_seen_at = models.DateTimeField(db_index=True)  # latest contact
+    first_used_at = models.DateTimeField(null=True, blank=True)  # first usage report (first_use basis)
+    active_until = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)  # when it expired or was released
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "device_uuid"], name="device_uuid_unique_in_project"),
+            models.CheckConstraint(condition=Q(state__in=["active", "expired", "released"]), name="device_state_valid"),
+        ]
+        indexes = [
+            # Seat counting: active devices of an item that have not run out.
+            models.Index(fields=["item", "state", "active_until"], name="device_seat_idx"),
+            # The expiry job: active devices past active_until.
+            models.Index(fields=["state", "active_until"], name="device_expiry_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.device_uuid
+
+
+class Decision(models.Model):
+    """Every authorization decision and refusal, with the rule that decided it and the counts and
+    limits at that moment, so that staff can explain it (issue 3, point 7)."""
+
+    AUTHORIZE = "authorize"
+    USAGE = "usage"
+    RELEASE = "release"
+    ENDPOINTS = [(AUTHORIZE, "authorize"), (USAGE, "usage"), (RELEASE, "release")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="decisions")
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    device_uuid = models.CharField(max_length=128, db_index=True)
+    item = models.ForeignKey(LicenseItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
+    endpoint = models.CharField(max_length=16, choices=ENDPOINTS)
+    allowed = models.BooleanField()
+    code = models.PositiveIntegerField(null=True, blank=True)  # SPEC error code when refused
+    # A short name of the rule that decided, e.g. "seat_available", "seat_grace_exhausted".
+    rule = models.CharField(max_length=64)
+    message = models.CharField(max_length=500, blank=True, default="")
+    # Counts and limits at that moment, e.g. {"active": 33, "quantity": 30, "ceiling": 33}.
+    counts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "device_uuid", "created_at"], name="decision_device_idx"),
+            models.Index(fields=["code", "created_at"], name="decision_code_idx"),
+        ]
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else f"refused {self.code}"
+        return f"{self.endpoint} {self.device_uuid} {verdict} ({self.rule})"

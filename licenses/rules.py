@@ -1,0 +1,107 @@
+"""The product catalogue and the applicability table of SPEC section 3, in one place.
+
+Every path that creates an item (import, admin form, services) calls ``check_item_fields``,
+which raises ``django.core.exceptions.ValidationError`` keyed by field with a message that
+names the rule."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+PRODUCTS = {"dbr": "Barcode Reader SDK", "dwt": "Dynamic Web TWAIN SDK", "dlr": "Label Recognizer SDK"}
+EDITIONS = ("javascript", "mobile", "desktop", "server", "embedded")
+CLIENT_TYPES = ("web", "mobile", "desktop", "embedded", "server")
+PAGE_MODULES = ("core", "webcam", "pdfr", "ocr")
+BARCODE_ADDON = "barcode_reader"
+
+PER_BARCODE_SCAN = "per_barcode_scan"
+PER_PAGE = "per_page"
+PER_CLIENT_DEVICE = "per_client_device"
+PER_CONCURRENT_DEVICE = "per_concurrent_device"
+PER_SERVER = "per_server"
+PER_DOMAIN = "per_domain"
+OPTIONS = (PER_BARCODE_SCAN, PER_PAGE, PER_CLIENT_DEVICE, PER_CONCURRENT_DEVICE, PER_SERVER, PER_DOMAIN)
+
+PERIOD_SECONDS = {"yearly": 365 * 86400, "quarterly": 90 * 86400, "monthly": 30 * 86400, "daily": 86400}
+ACTIVATION_BASES = ("first_authorization", "first_use")
+
+# Fields an item may carry beyond product/edition/addon/option, by option. A field that does
+# not apply to the item's option is refused (SPEC section 5).
+OPTION_FIELDS: dict[str, frozenset[str]] = {
+    PER_BARCODE_SCAN: frozenset({"quantity", "dedup_interval_ms", "quota_grace_percent"}),
+    PER_PAGE: frozenset({"quantities", "quota_grace_percent"}),
+    PER_CLIENT_DEVICE: frozenset({"quantity", "period", "activation_basis", "device_grace_percent"}),
+    PER_CONCURRENT_DEVICE: frozenset({"quantity", "overuse_percent", "overuse_budget"}),
+    PER_SERVER: frozenset({"quantity", "heartbeat_timeout_s"}),
+    PER_DOMAIN: frozenset({"domain"}),
+}
+# Fields that must be present for an option.
+OPTION_REQUIRED: dict[str, frozenset[str]] = {
+    PER_BARCODE_SCAN: frozenset({"quantity"}),
+    PER_PAGE: frozenset({"quantities"}),
+    PER_CLIENT_DEVICE: frozenset({"quantity"}),
+    PER_CONCURRENT_DEVICE: frozenset({"quantity"}),
+    PER_SERVER: frozenset({"quantity"}),
+    PER_DOMAIN: frozenset({"domain"}),
+}
+
+
+def applicability_error(product: str, option: str, edition: str = "", addon: str = "") -> str | None:
+    """The rule of SPEC section 3 that (product, option, edition, addon) breaks, or None."""
+    if product not in PRODUCTS:
+        return f"unknown product {product!r}: must be one of {', '.join(PRODUCTS)}"
+    if option not in OPTIONS:
+        return f"unknown option {option!r}: must be one of {', '.join(OPTIONS)}"
+    if edition and edition not in EDITIONS:
+        return f"unknown edition {edition!r}: must be one of {', '.join(EDITIONS)}"
+    if addon and product != "dwt":
+        return f"add-ons exist only for dwt, not {product}"
+    if option == PER_BARCODE_SCAN:
+        if product == "dlr":
+            return "per_barcode_scan applies to dbr, and to dwt only for its Barcode Reader add-on; not to dlr"
+        if product == "dwt" and addon != BARCODE_ADDON:
+            return "per_barcode_scan applies to dwt only for its Barcode Reader add-on (addon: barcode_reader)"
+    elif option == PER_PAGE:
+        if product != "dwt":
+            return f"per_page applies only to dwt, not {product}"
+        if addon == BARCODE_ADDON:
+            return "the dwt Barcode Reader add-on is counted per_barcode_scan, not per_page"
+    elif option in (PER_CLIENT_DEVICE, PER_CONCURRENT_DEVICE):
+        if addon == BARCODE_ADDON:
+            return f"the dwt Barcode Reader add-on is counted per_barcode_scan, not {option}"
+    elif option == PER_SERVER:
+        if product == "dwt":
+            return "per_server applies only to dbr and dlr (edition server), not dwt"
+        if edition != "server":
+            return f"per_server applies to {product} only with edition server"
+    elif option == PER_DOMAIN:
+        if product == "dlr":
+            return "per_domain applies only to dbr (edition javascript) and dwt, not dlr"
+        if product == "dbr" and edition != "javascript":
+            return "per_domain applies to dbr only with edition javascript"
+        if addon == BARCODE_ADDON:
+            return "the dwt Barcode Reader add-on is counted per_barcode_scan, not per_domain"
+    return None
+
+
+def check_item_fields(
+    product: str, option: str, edition: str = "", addon: str = "", present: set[str] | None = None
+) -> None:
+    """Raise ValidationError when the item breaks the table or carries a field of another option.
+
+    ``present`` is the set of option-specific field names the caller was given (import files name
+    their fields; forms pass the non-empty ones)."""
+    rule = applicability_error(product, option, edition, addon)
+    if rule:
+        field = "product" if product not in PRODUCTS else "option"
+        if option in OPTIONS and product in PRODUCTS and edition and edition not in EDITIONS:
+            field = "edition"
+        raise ValidationError({field: rule})
+    if present is not None:
+        allowed = OPTION_FIELDS[option]
+        stray = sorted(present - allowed - {"product", "option", "edition", "addon"})
+        if stray:
+            raise ValidationError({stray[0]: f"{stray[0]} does not apply to option {option}"})
+        missing = sorted(OPTION_REQUIRED[option] - present)
+        if missing:
+            raise ValidationError({missing[0]: f"{missing[0]} is required for option {option}"})

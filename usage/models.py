@@ -1,0 +1,165 @@
+"""Usage reports, dedup memory, quota counters, slot activity, rollups and alert state
+(SPEC sections 4, 6, 8, 9)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from devices.models import Device
+from licenses.models import License, LicenseItem
+
+# Metric names, shared by counters, rollups and the usage CSV (SPEC section 9).
+METRICS = ("barcode_scans", "pages_core", "pages_webcam", "pages_pdfr", "pages_ocr")
+OVERUSE_SPENT = "overuse_spent"  # device-slots above the quantity, concurrent items
+
+
+class UsageReport(models.Model):
+    """One report as received. Unique per (device, report_id): a retry with the same body replays
+    ``response``; a different body (another ``body_hash``) is a 409."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="reports")
+    report_id = models.CharField(max_length=64)
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="reports")
+    slot_start = models.DateTimeField()
+    body_hash = models.CharField(max_length=64)  # sha256 of the canonical request body
+    # What was counted: {"barcode_scans": 4, "pages_core": 3, ...}, metric -> count (non-zero only).
+    counted = models.JSONField(default=dict)
+    allowed = models.BooleanField()
+    response = models.JSONField()  # the first answer, replayed for a duplicate
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "report_id"], name="report_id_unique_per_device")]
+        indexes = [models.Index(fields=["item", "slot_start"], name="report_item_slot_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}:{self.report_id}"
+
+
+class UsageCount(models.Model):
+    """One metric of one report, normalized so rollups are a single GROUP BY."""
+
+    report = models.ForeignKey(UsageReport, on_delete=models.CASCADE, related_name="counts")
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+")
+    slot_start = models.DateTimeField()
+    metric = models.CharField(max_length=32)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["report", "metric"], name="usage_count_unique")]
+        indexes = [models.Index(fields=["item", "slot_start"], name="usage_count_item_slot_idx")]
+
+
+class QuotaCounter(models.Model):
+    """Running total of one metric of one item (scans, pages per module, overuse spent).
+
+    Updated with ``F() + n`` inside the transaction that records the report, after locking the
+    item row, so it never loses or doubles a count."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="counters")
+    metric = models.CharField(max_length=32)
+    used = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "metric"], name="quota_counter_unique"),
+            models.CheckConstraint(condition=Q(used__gte=0), name="quota_counter_non_negative"),
+        ]
+
+
+class SightingMemory(models.Model):
+    """Server-side dedup memory: the latest ts_ms a device saw a (format, text), counted or not.
+
+    ``key`` is sha256(format + NUL + text), so long texts index well. Lives across reports."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="sightings")
+    key = models.CharField(max_length=64)
+    last_ts_ms = models.BigIntegerField()
+    updated_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "key"], name="sighting_memory_unique")]
+
+
+class SlotDevice(models.Model):
+    """A device counted active in a slot of a per_concurrent_device item (a non-zero report).
+
+    The row's existence is the count: the unique constraint makes one device count once per slot;
+    ``overuse`` marks devices admitted above the quantity (each spent one device-slot of budget)."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="slot_devices")
+    slot_start = models.DateTimeField()
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="slots")
+    overuse = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "slot_start", "device"], name="slot_device_unique")]
+
+
+class ConcurrencyRollup(models.Model):
+    """Per item and closed slot: distinct active devices, the limit (quantity), overuse devices."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="concurrency_rollups")
+    slot_start = models.DateTimeField()
+    active_devices = models.PositiveIntegerField()
+    limit = models.PositiveIntegerField()
+    overuse_devices = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["slot_start"]
+        constraints = [models.UniqueConstraint(fields=["item", "slot_start"], name="concurrency_rollup_unique")]
+
+
+class UsageRollup(models.Model):
+    """Usage per item, metric and bucket: 2-hour buckets and days."""
+
+    TWO_HOURS = "2h"
+    DAY = "day"
+    GRANULARITIES = [(TWO_HOURS, "2 hours"), (DAY, "day")]
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="usage_rollups")
+    granularity = models.CharField(max_length=8, choices=GRANULARITIES)
+    bucket_start = models.DateTimeField()
+    metric = models.CharField(max_length=32)
+    count = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["bucket_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "granularity", "bucket_start", "metric"], name="usage_rollup_unique"
+            )
+        ]
+
+
+class AlertSent(models.Model):
+    """Each usage threshold (60/80/100 %) alerts once per item and kind (quota, seats, overuse)."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="alerts_sent")
+    kind = models.CharField(max_length=32)  # e.g. "barcode_scans", "pages_ocr", "seats", "overuse"
+    threshold = models.PositiveIntegerField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "kind", "threshold"], name="alert_once")]
+
+
+class ReminderSent(models.Model):
+    """Each renewal reminder (90/60/30/14/7/0 days before expiry) goes once per license."""
+
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="reminders_sent")
+    days_before = models.PositiveIntegerField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["license", "days_before"], name="reminder_once")]
+
+
+class JobState(models.Model):
+    """Per-job bookkeeping that makes jobs resumable and idempotent (e.g. rollup watermarks)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    watermark = models.DateTimeField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)

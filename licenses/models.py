@@ -101,7 +101,9 @@ class License(models.Model):
         ordering = ["-starts_at", "license_id"]
         constraints = [
             models.CheckConstraint(condition=Q(expires_at__gt=F("starts_at")), name="license_expires_after_start"),
-            models.CheckConstraint(condition=Q(status__in=["active", "suspended", "revoked"]), name="license_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended", "revoked"]), name="license_status_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -147,7 +149,9 @@ class LicenseItem(models.Model):
         ordering = ["id"]
         indexes = [models.Index(fields=["project", "product"])]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__isnull=True) | Q(quantity__gte=1), name="item_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=True) | Q(quantity__gte=1), name="item_quantity_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(option__in=["per_page", "per_domain"]) | Q(quantity__isnull=False),
                 name="item_quantity_required",

@@ -1,7 +1,6 @@
 from io import StringIO
 
 import pytest
-
 from django.core.management import call_command
 
 

@@ -1,0 +1,68 @@
+"""verify_license and generate_signing_key, the operators' tools for local licenses."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from devices.signing import SigningKey, b64url_decode, generate_private_key_text, jwks, sign_local_license
+
+FAR = 4_000_000_000
+
+
+def run(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def keys():
+    with override_settings(SIGNING_KEYS=[generate_private_key_text()]):
+        yield
+
+
+def test_verify_license_prints_the_claims_as_json(keys):
+    token = sign_local_license({"sub": "dev-1", "exp": FAR, "remaining": {"seats": 2}, "product": "dbr"})
+    code, out, err = run("verify_license", token)
+    assert code == 0 and err == ""
+    assert json.loads(out) == {"sub": "dev-1", "exp": FAR, "remaining": {"seats": 2}, "product": "dbr"}
+
+
+@pytest.mark.parametrize(
+    "make_token, reason",
+    [
+        (lambda: sign_local_license({"sub": "d", "exp": 1000}), "invalid: expired"),
+        (lambda: "not.a-token", "invalid: not a compact JWS"),
+        (lambda: sign_local_license({"sub": "d", "exp": FAR})[:-3] + "AAA", "invalid: bad signature"),
+    ],
+)
+def test_verify_license_says_why_and_exits_non_zero(keys, make_token, reason):
+    code, out, err = run("verify_license", make_token())
+    assert code == 1 and out == ""
+    assert err.startswith(reason)
+
+
+def test_verify_license_refuses_a_token_of_a_retired_key(keys):
+    token = sign_local_license({"sub": "d", "exp": FAR})
+    with override_settings(SIGNING_KEYS=[generate_private_key_text()]):
+        code, _, err = run("verify_license", token)
+    assert code == 1 and err.startswith("invalid: unknown kid")
+
+
+def test_generate_signing_key_prints_a_usable_new_key():
+    code, out, err = run("generate_signing_key")
+    key = out.strip()
+    assert code == 0 and len(b64url_decode(key)) == 32
+    assert err.strip() == f"kid: {SigningKey.from_private_bytes(b64url_decode(key)).kid}"
+    with override_settings(SIGNING_KEYS=[key]):
+        assert jwks()["keys"][0]["kid"] == err.strip().removeprefix("kid: ")
+    assert run("generate_signing_key")[1].strip() != key

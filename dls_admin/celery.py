@@ -1,7 +1,13 @@
 """The Celery app. The beat schedule lives in ``usage.schedule`` (code, not the database);
-django-celery-beat's database scheduler loads it so staff can see and pause tasks in the admin."""
+django-celery-beat's database scheduler loads it so staff can see and pause tasks in the admin.
+
+Broker: Redis when ``REDIS_URL`` is set, otherwise kombu's ``filesystem://`` transport under
+``var/`` (no daemon needed). Its folders must exist before a worker or beat starts, and its
+``control_folder`` (fanout exchanges: remote control, events) would default to ``./control`` in
+whatever directory the process was started from, so it is pinned under ``var/`` too."""
 
 import os
+from pathlib import Path
 
 from celery import Celery
 
@@ -10,3 +16,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dls_admin.settings")
 app = Celery("dls_admin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _prepare_filesystem_broker() -> None:
+    if not str(app.conf.broker_url or "").startswith("filesystem://"):
+        return
+    options = dict(app.conf.broker_transport_options or {})
+    data_in = options.get("data_folder_in")
+    if data_in:
+        options.setdefault("control_folder", str(Path(data_in).parent / "celery-control"))
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+    app.conf.broker_transport_options = options
+
+
+def _install_beat_schedule() -> None:
+    from usage.schedule import beat_schedule
+
+    app.conf.beat_schedule = beat_schedule()
+
+
+_prepare_filesystem_broker()
+_install_beat_schedule()

@@ -1,0 +1,103 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests import factories
+from tests import factories_jobs as fj
+from usage import jobs
+from usage.models import UsageRollup
+
+pytestmark = pytest.mark.django_db
+
+DAY = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def rolled(item, granularity):
+    return list(
+        UsageRollup.objects.filter(item=item, granularity=granularity)
+        .order_by("bucket_start", "metric")
+        .values_list("bucket_start", "metric", "count")
+    )
+
+
+def test_it_sums_counts_per_item_metric_two_hour_bucket_and_day():
+    scans = factories.item(option="per_barcode_scan", quantity=1000)
+    pages = factories.item(option="per_page", product="dwt", quantities={"core": 100, "ocr": 10})
+    d1, d2, d3 = fj.device(scans), fj.device(scans), fj.device(pages)
+    fj.report(d1, slot_start=DAY + timedelta(hours=1, minutes=57), counts={"barcode_scans": 4})  # last slot of 00-02
+    fj.report(d2, slot_start=DAY + timedelta(hours=1, minutes=3), counts={"barcode_scans": 6})
+    fj.report(d1, slot_start=DAY + timedelta(hours=2), counts={"barcode_scans": 1})  # first slot of 02-04
+    fj.report(d3, slot_start=DAY + timedelta(hours=23, minutes=57), counts={"pages_core": 3, "pages_ocr": 1})
+    fj.report(d3, slot_start=DAY + timedelta(days=1), counts={"pages_core": 5})  # the next day
+
+    summary = jobs.rollup_usage(now=DAY + timedelta(days=1, minutes=10))
+
+    assert rolled(scans, "2h") == [
+        (DAY, "barcode_scans", 10),
+        (DAY + timedelta(hours=2), "barcode_scans", 1),
+    ]
+    assert rolled(scans, "day") == [(DAY, "barcode_scans", 11)]
+    assert rolled(pages, "2h") == [
+        (DAY + timedelta(hours=22), "pages_core", 3),
+        (DAY + timedelta(hours=22), "pages_ocr", 1),
+        (DAY + timedelta(days=1), "pages_core", 5),
+    ]
+    assert rolled(pages, "day") == [
+        (DAY, "pages_core", 3),
+        (DAY, "pages_ocr", 1),
+        (DAY + timedelta(days=1), "pages_core", 5),
+    ]
+    assert summary["buckets_rolled"] == 5 and summary["days_rolled"] == 4
+
+
+def test_a_late_report_re_rolls_its_bucket_and_day_and_nothing_else():
+    item = factories.item(option="per_barcode_scan", quantity=1000)
+    d = fj.device(item)
+    fj.report(d, slot_start=DAY + timedelta(hours=4), counts={"barcode_scans": 2})
+    fj.report(d, slot_start=DAY + timedelta(hours=9), counts={"barcode_scans": 7})
+    jobs.rollup_usage(now=DAY + timedelta(hours=10))
+
+    # Three days later a device that was offline uploads a report for the 04:00 slot.
+    later = DAY + timedelta(days=3)
+    fj.report(
+        fj.device(item), slot_start=DAY + timedelta(hours=4, minutes=3), received_at=later, counts={"barcode_scans": 5}
+    )
+    summary = jobs.rollup_usage(now=later + timedelta(minutes=10))
+
+    assert summary["buckets_rolled"] == 1 and summary["days_rolled"] == 1
+    assert rolled(item, "2h") == [
+        (DAY + timedelta(hours=4), "barcode_scans", 7),
+        (DAY + timedelta(hours=8), "barcode_scans", 7),
+    ]
+    assert rolled(item, "day") == [(DAY, "barcode_scans", 14)]
+
+
+def test_the_current_bucket_is_rolled_and_grows_with_later_reports():
+    item = factories.item(option="per_barcode_scan", quantity=1000)
+    d = fj.device(item)
+    fj.report(d, slot_start=DAY, counts={"barcode_scans": 1})
+    jobs.rollup_usage(now=DAY + timedelta(minutes=10))
+    fj.report(d, slot_start=DAY + timedelta(minutes=30), counts={"barcode_scans": 2})
+    jobs.rollup_usage(now=DAY + timedelta(minutes=40))
+
+    assert rolled(item, "2h") == [(DAY, "barcode_scans", 3)]
+    assert rolled(item, "day") == [(DAY, "barcode_scans", 3)]
+
+
+def test_running_twice_gives_the_same_rollups():
+    item = factories.item(option="per_barcode_scan", quantity=1000)
+    fj.report(fj.device(item), slot_start=DAY, counts={"barcode_scans": 9})
+    jobs.rollup_usage(now=DAY + timedelta(minutes=10))
+    first = rolled(item, "2h") + rolled(item, "day")
+    jobs.rollup_usage(now=DAY + timedelta(minutes=10))
+    jobs.rollup_usage(now=DAY + timedelta(minutes=20))
+    assert rolled(item, "2h") + rolled(item, "day") == first == [(DAY, "barcode_scans", 9), (DAY, "barcode_scans", 9)]
+
+
+def test_reports_received_after_now_wait_for_a_later_run():
+    item = factories.item(option="per_barcode_scan", quantity=1000)
+    fj.report(fj.device(item), slot_start=DAY, received_at=DAY + timedelta(minutes=5), counts={"barcode_scans": 9})
+    jobs.rollup_usage(now=DAY + timedelta(minutes=4))
+    assert rolled(item, "2h") == []
+    jobs.rollup_usage(now=DAY + timedelta(minutes=14))
+    assert rolled(item, "2h") == [(DAY, "barcode_scans", 9)]

@@ -1,0 +1,45 @@
+"""Celery tasks: one per job of SPEC section 8. Each reads the clock and calls its service.
+
+The services are idempotent (a second run changes nothing more), so ``acks_late`` is safe: a
+task redelivered after a worker died simply runs again."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from usage import jobs
+
+
+def _run(name: str) -> dict:
+    return jobs.JOBS[name](now=timezone.now())
+
+
+@shared_task(name="usage.expire_idle_devices", acks_late=True, ignore_result=True)
+def expire_idle_devices() -> dict:
+    return _run("expire_idle_devices")
+
+
+@shared_task(name="usage.rollup_concurrency", acks_late=True, ignore_result=True)
+def rollup_concurrency() -> dict:
+    return _run("rollup_concurrency")
+
+
+@shared_task(name="usage.rollup_usage", acks_late=True, ignore_result=True)
+def rollup_usage() -> dict:
+    return _run("rollup_usage")
+
+
+@shared_task(name="usage.send_usage_alerts", acks_late=True, ignore_result=True)
+def send_usage_alerts() -> dict:
+    return _run("send_usage_alerts")
+
+
+@shared_task(name="usage.send_renewal_reminders", acks_late=True, ignore_result=True)
+def send_renewal_reminders() -> dict:
+    return _run("send_renewal_reminders")
+
+
+@shared_task(name="usage.purge_old_data", acks_late=True, ignore_result=True)
+def purge_old_data() -> dict:
+    return _run("purge_old_data")

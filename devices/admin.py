@@ -41,7 +41,13 @@ def format_counts(counts) -> str:
         return ""
     if not isinstance(counts, dict):
         return str(counts)
-    return " · ".join(f"{name} {value}" for name, value in counts.items())
+    # PostgreSQL's jsonb does not keep key order: show the usual ones in reading order, then the rest.
+    order = {name: i for i, name in enumerate(_COUNTS_ORDER)}
+    names = sorted(counts, key=lambda name: (order.get(name, len(order)), name))
+    return " · ".join(f"{name} {counts[name]}" for name in names)
+
+
+_COUNTS_ORDER = ["module", "used", "active", "quantity", "limit", "ceiling", "grace", "budget", "spent"]
 
 
 class DecisionInline(admin.TabularInline):

@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+"""Portal pages of the usage app (mounted at the root)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+app_name = "usage"
+
+urlpatterns = [
+    path("projects/<int:pk>/statistics/", views.statistics, name="statistics"),
+    path("projects/<int:pk>/concurrency/", views.concurrency, name="concurrency"),
+    path("projects/<int:pk>/export/<str:what>.csv", views.export_csv, name="export"),
+]

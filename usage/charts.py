@@ -1,0 +1,140 @@
+"""Charts as server-rendered inline SVG: no JavaScript library, no CDN, nothing for the CSP to
+block (sizes are SVG attributes, colours come from static/css/portal.css classes).
+
+Each chart is an ``<svg role="img">`` with a ``<title>`` and ``<desc>`` summarizing it; the page
+also carries the same numbers in a table for screen readers and for copying."""
+
+from __future__ import annotations
+
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH = 720
+HEIGHT = 220
+PAD_LEFT = 48
+PAD_RIGHT = 8
+PAD_TOP = 10
+PAD_BOTTOM = 28
+SERIES_CLASSES = ["s1", "s2", "s3", "s4", "s5"]
+
+
+def _nice_max(value: float) -> int:
+    """A round axis maximum at or above value (1, 2, 5 x 10^n)."""
+    if value <= 0:
+        return 1
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= value:
+                return m * step
+        step *= 10
+
+
+def _fmt(n: float) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:g}M"
+    if n >= 1000:
+        return f"{n / 1000:g}k"
+    return f"{n:g}"
+
+
+def _frame(top: int, title: str, desc: str, extra_class: str = "") -> list[str]:
+    parts = [
+        f'<svg class="chart {escape(extra_class)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'preserveAspectRatio="xMidYMid meet" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>",
+    ]
+    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+    for k in range(5):
+        v = top * k / 4
+        y = PAD_TOP + plot_h - plot_h * k / 4
+        parts.append(
+            f'<line class="grid" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(v)}</text>'
+        )
+    return parts
+
+
+def line_chart(labels: list[str], series: list[tuple[str, list[int]]], *, title: str) -> SafeString:
+    """One polyline per series over shared x labels (e.g. days), with a legend."""
+    if not labels or not series:
+        return format_html('<p class="muted">{}</p>', "No usage in this period.")
+    peak = max((max(values) for _, values in series if values), default=0)
+    top = _nice_max(peak)
+    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+    n = len(labels)
+    dx = plot_w / max(1, n - 1)
+    desc = "; ".join(f"{name}: total {sum(values)}, highest {max(values) if values else 0}" for name, values in series)
+    parts = _frame(top, title, f"{labels[0]} to {labels[-1]}. {desc}")
+
+    def x(i: int) -> float:
+        return PAD_LEFT + (dx * i if n > 1 else plot_w / 2)
+
+    def y(v: int) -> float:
+        return PAD_TOP + plot_h - plot_h * v / top
+
+    tick_every = max(1, n // 8)
+    for i, label in enumerate(labels):
+        if i % tick_every == 0 or i == n - 1:
+            parts.append(
+                f'<text class="axis" x="{x(i):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(label)}</text>'
+            )
+    for k, (name, values) in enumerate(series):
+        cls = SERIES_CLASSES[k % len(SERIES_CLASSES)]
+        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        parts.append(f'<polyline class="line {cls}" points="{points}"/>')
+        for i, v in enumerate(values):
+            parts.append(
+                f'<circle class="dot {cls}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5">'
+                f"<title>{escape(labels[i])}: {escape(name)} {v}</title></circle>"
+            )
+    parts.append("</svg>")
+    legend = "".join(
+        f'<li><span class="swatch {SERIES_CLASSES[k % len(SERIES_CLASSES)]}" aria-hidden="true"></span>{escape(name)}</li>'
+        for k, (name, _) in enumerate(series)
+    )
+    return mark_safe("".join(parts) + f'<ul class="legend" aria-label="Legend">{legend}</ul>')  # noqa: S308
+
+
+def slot_chart(slots: list[tuple[int, int, int, str]], *, limit: int, ceiling: int, title: str) -> SafeString:
+    """Concurrency of one day: one bar per 3-minute slot (index 0..479), the part above the limit
+    marked as overuse, and the limit drawn as a line. slots: (index, active, overuse, label)."""
+    peak = max([a for _, a, _, _ in slots] + [ceiling, limit, 1])
+    top = _nice_max(peak)
+    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+    bar_w = plot_w / 480
+    over_slots = sum(1 for _, a, _, _ in slots if a > limit)
+    desc = (
+        f"{len(slots)} slots with devices, highest {max((a for _, a, _, _ in slots), default=0)} against a limit "
+        f"of {limit}; {over_slots} slots above the limit."
+    )
+    parts = _frame(top, title, desc, "slots")
+
+    def y(v: float) -> float:
+        return PAD_TOP + plot_h - plot_h * v / top
+
+    for hour in range(0, 25, 3):
+        xx = PAD_LEFT + bar_w * hour * 20
+        parts.append(f'<text class="axis" x="{xx:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{hour:02d}:00</text>')
+    for index, active, _overuse, label in slots:
+        xx = PAD_LEFT + bar_w * index
+        within = min(active, limit)
+        parts.append(
+            f'<rect class="bar" x="{xx:.2f}" y="{y(within):.1f}" width="{max(bar_w, 1):.2f}" '
+            f'height="{y(0) - y(within):.1f}"><title>{escape(label)}: {active} devices</title></rect>'
+        )
+        if active > limit:
+            parts.append(
+                f'<rect class="bar over" x="{xx:.2f}" y="{y(active):.1f}" width="{max(bar_w, 1):.2f}" '
+                f'height="{y(limit) - y(active):.1f}"><title>{escape(label)}: {active} devices, '
+                f"{active - limit} above the limit</title></rect>"
+            )
+    parts.append(
+        f'<line class="limit" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}"/>'
+        f'<text class="axis limit-label" x="{WIDTH - PAD_RIGHT}" y="{y(limit) - 4:.1f}" text-anchor="end">'
+        f"limit {limit}</text>"
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308

@@ -22,6 +22,14 @@ def _prepare_filesystem_broker() -> None:
     if not str(app.conf.broker_url or "").startswith("filesystem://"):
         return
     options = dict(app.conf.broker_transport_options or {})
+    folder = os.environ.get("DLS_BROKER_DIR")  # a private broker folder (tests, several checkouts)
+    if folder:
+        options.update(
+            data_folder_in=f"{folder}/broker",
+            data_folder_out=f"{folder}/broker",
+            processed_folder=f"{folder}/processed",
+            control_folder=f"{folder}/control",
+        )
     data_in = options.get("data_folder_in")
     if data_in:
         options.setdefault("control_folder", str(Path(data_in).parent / "celery-control"))

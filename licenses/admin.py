@@ -309,7 +309,7 @@ class LicenseAdmin(AuditedAdmin):
     def import_view(self, request):
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = LicenseFileForm(request.POST or None, request.FILES or None)
+        form = LicenseFileForm(request.POST, request.FILES) if request.method == "POST" else LicenseFileForm()
         if request.method == "POST" and form.is_valid():
             try:
                 result = services.import_license(form.cleaned_data["data"], actor=request.user, now=timezone.now())
@@ -341,7 +341,7 @@ class LicenseAdmin(AuditedAdmin):
     def renew_view(self, request, object_id):
         license = self._license_or_404(request, object_id)
         now = timezone.now()
-        form = RenewForm(request.POST or None, license=license, now=now)
+        form = RenewForm(request.POST if request.method == "POST" else None, license=license, now=now)
         if request.method == "POST" and form.is_valid():
             try:
                 new = services.renew_license(
@@ -369,7 +369,7 @@ class LicenseAdmin(AuditedAdmin):
 
     def add_quota_view(self, request, object_id):
         license = self._license_or_404(request, object_id)
-        form = AddQuotaForm(request.POST or None, license=license)
+        form = AddQuotaForm(request.POST if request.method == "POST" else None, license=license)
         if request.method == "POST" and form.is_valid():
             try:
                 item = services.add_quota(

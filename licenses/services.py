@@ -296,6 +296,19 @@ def parse_license_file(data: dict | str | bytes, *, now: datetime) -> LicenseFil
     return LicenseFile(license_id, organization_id, organization_name, starts_at, expires_at, project, parsed_items)
 
 
+def _lock_or_create_organization(parsed: LicenseFile) -> tuple[Organization, bool]:
+    organization = Organization.objects.select_for_update().filter(id=parsed.organization_id).first()
+    if organization is not None:
+        return organization, False
+    if parsed.organization_name is None:
+        raise LicenseFileError("organization.name", "required for a new organization")
+    try:
+        with transaction.atomic():
+            return Organization.objects.create(id=parsed.organization_id, name=parsed.organization_name), True
+    except IntegrityError:  # created meanwhile by a concurrent import
+        return Organization.objects.select_for_update().get(id=parsed.organization_id), False
+
+
 def _get_or_create_project(organization: Organization, name: str) -> tuple[Project, bool]:
     project = Project.objects.filter(organization=organization, name=name).first()
     if project:
@@ -323,11 +336,8 @@ def import_license(data: dict | str | bytes, *, actor=None, now: datetime) -> di
     with transaction.atomic():
         if License.objects.filter(license_id=parsed.license_id).exists():
             raise LicenseFileError("license_id", f"{parsed.license_id!r} was already imported")
-        organization = Organization.objects.select_for_update().filter(id=parsed.organization_id).first()
-        if organization is None:
-            if parsed.organization_name is None:
-                raise LicenseFileError("organization.name", "required for a new organization")
-            organization = Organization.objects.create(id=parsed.organization_id, name=parsed.organization_name)
+        organization, organization_created = _lock_or_create_organization(parsed)
+        if organization_created:
             record_audit(
                 actor=actor,
                 action="organization.create",

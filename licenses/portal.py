@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, IntegerField, Max, Sum
+from django.db.models import Case, Count, IntegerField, Max, Sum, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
@@ -25,6 +25,8 @@ SEAT_OPTIONS = (rules.PER_CLIENT_DEVICE, rules.PER_SERVER)
 QUOTA_OPTIONS = (rules.PER_BARCODE_SCAN, rules.PER_PAGE)
 PROJECTION_DAYS = 7  # the rate of a quota projection: the mean of the last 7 complete days
 PEAK_DAYS = 30
+# Rules of devices.services whose decision took a new seat; their counts are from before it.
+SEAT_TAKEN_RULES = ("seat_taken", "server_taken")
 WARN_PERCENT = 80
 
 METRIC_LABELS = {
@@ -153,11 +155,15 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
             .annotate(n=Count("id"))
             .values_list("item_id", "n")
         )
-        # The seat count the server saw at each authorization decision of the last 30 days.
+        # Seats are only taken at an authorization, and each authorization decision records the
+        # active count it saw (before the new seat, when it took one): the largest count after
+        # each decision of the last 30 days is the peak (docs/portal.md).
+        active = Cast(KT("counts__active"), IntegerField())
+        after = Case(When(rule__in=SEAT_TAKEN_RULES, then=active + 1), default=active)
         peaks = dict(
             Decision.objects.filter(item_id__in=seat_ids, endpoint=Decision.AUTHORIZE, created_at__gte=since)
             .values_list("item_id")
-            .annotate(peak=Max(Cast(KT("counts__active"), IntegerField())))
+            .annotate(peak=Max(after))
             .values_list("item_id", "peak")
         )
     if concurrent_ids:

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, IntegerField, Max, Prefetch, Q
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -219,7 +219,7 @@ def _near_quota(now) -> list[dict]:
         used__gte=(F("item__quantity") * WARN_PERCENT + 99) / 100
     )
     for module in rules.PAGE_MODULES:
-        limit = Cast(KT(f"item__quantities__{module}"), IntegerField())
+        limit = Cast(KeyTextTransform(module, "item__quantities"), IntegerField())
         quota |= Q(metric=f"pages_{module}", item__option=rules.PER_PAGE) & Q(
             used__gte=(limit * WARN_PERCENT + 99) / 100
         )
@@ -231,22 +231,19 @@ def _near_quota(now) -> list[dict]:
         limit = item.quantity if counter.metric == "barcode_scans" else (item.quantities or {}).get(counter.metric[6:])
         if limit:
             rows.append({"item": item, "what": metric_label(counter.metric), "used": counter.used, "limit": limit})
-    seat_counts = (
-        Device.objects.filter(
-            state=Device.ACTIVE,
-            active_until__gt=now,
-            item__option__in=[rules.PER_CLIENT_DEVICE, rules.PER_SERVER],
-            item__license__status=License.ACTIVE,
-            item__license__expires_at__gt=now,
+    seat_items = (
+        LicenseItem.objects.filter(
+            option__in=[rules.PER_CLIENT_DEVICE, rules.PER_SERVER],
+            license__status=License.ACTIVE,
+            license__starts_at__lte=now,
+            license__expires_at__gt=now,
         )
-        .values("item_id", "item__quantity")
-        .annotate(n=Count("id"))
-        .filter(n__gte=(F("item__quantity") * WARN_PERCENT + 99) / 100)
-        .values_list("item_id", "n")[:200]
+        .annotate(active=Count("devices", filter=Q(devices__state=Device.ACTIVE, devices__active_until__gt=now)))
+        .filter(active__gte=(F("quantity") * WARN_PERCENT + 99) / 100)
+        .select_related("license__organization", "project")[:200]
     )
-    seat_counts = dict(seat_counts)
-    for item in LicenseItem.objects.filter(pk__in=list(seat_counts)).select_related("license__organization", "project"):
-        rows.append({"item": item, "what": "Active seats", "used": seat_counts[item.pk], "limit": item.quantity})
+    for item in seat_items:
+        rows.append({"item": item, "what": "Active seats", "used": item.active, "limit": item.quantity})
     for row in rows:
         row["percent"] = 100.0 * row["used"] / row["limit"]
         row["admin_url"] = admin_url("admin:licenses_license_change", row["item"].license_id)

@@ -30,7 +30,7 @@ def device(item: LicenseItem, *, now: datetime, state: str = Device.ACTIVE, **fi
 
 def decision(dev: Device, *, now: datetime, allowed: bool = True, **fields) -> Decision:
     fields.setdefault("endpoint", Decision.AUTHORIZE)
-    fields.setdefault("rule", "seat_available" if allowed else "seat_grace_exhausted")
+    fields.setdefault("rule", "seats_kept" if allowed else "seats_exhausted")
     fields.setdefault("code", None if allowed else 120)
     fields.setdefault("created_at", now - timedelta(hours=1))
     return Decision.objects.create(
@@ -91,13 +91,13 @@ class World:
     other_device: Device
 
 
-def world(now: datetime, *, devices: int = 3) -> World:
+def world(now: datetime, *, devices: int = 3, tag: str = "") -> World:
     """Two organizations; the first has a project with an item of every option, ``devices``
     active seat devices, decisions, counters and rollups; the second has a project and a device."""
     org = factories.org(name="Acme Test")
     other_org = factories.org(name="Globex Test")
     lic = factories.license(organization=org, starts_at=now - timedelta(days=60), expires_at=now + timedelta(days=20))
-    project = factories.project(organization=org, name="web-app")
+    project = factories.project(organization=org, name=f"web-app{tag}")
     scan = factories.item("per_barcode_scan", license=lic, project=project, quantity=10000)
     pages = factories.item(
         "per_page", product="dwt", license=lic, project=project, quantities={"core": 1000, "ocr": 100}
@@ -106,12 +106,12 @@ def world(now: datetime, *, devices: int = 3) -> World:
     concurrent = factories.item("per_concurrent_device", license=lic, project=project, quantity=5)
     server = factories.item("per_server", license=lic, project=project, quantity=2)
     domain = factories.item("per_domain", product="dwt", license=lic, project=project, domain="acme.example")
-    other_project = factories.project(organization=other_org, name="globex-app")
+    other_project = factories.project(organization=other_org, name=f"globex-app{tag}")
     other_item = factories.item("per_client_device", project=other_project, quantity=5)
-    owner = factories.user("acme-owner", organization=org, role=Membership.OWNER, email="owner@acme.example")
-    viewer = factories.user("acme-viewer", organization=org, role=Membership.VIEWER)
-    outsider = factories.user("globex-owner", organization=other_org, role=Membership.OWNER)
-    staff = factories.user("staffer", is_staff=True)
+    owner = factories.user(f"acme-owner{tag}", organization=org, role=Membership.OWNER, email="owner@acme.example")
+    viewer = factories.user(f"acme-viewer{tag}", organization=org, role=Membership.VIEWER)
+    outsider = factories.user(f"globex-owner{tag}", organization=other_org, role=Membership.OWNER)
+    staff = factories.user(f"staffer{tag}", is_staff=True)
     first = None
     for k in range(devices):
         d = device(seats, now=now, device_name=f"Front desk {k}")

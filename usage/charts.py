@@ -117,7 +117,8 @@ def slot_chart(slots: list[tuple[int, int, int, str]], *, limit: int, ceiling: i
 
     for hour in range(0, 25, 3):
         xx = PAD_LEFT + bar_w * hour * 20
-        parts.append(f'<text class="axis" x="{xx:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{hour:02d}:00</text>')
+        anchor = "start" if hour == 0 else "end" if hour == 24 else "middle"
+        parts.append(f'<text class="axis" x="{xx:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{hour:02d}:00</text>')
     for index, active, _overuse, label in slots:
         xx = PAD_LEFT + bar_w * index
         within = min(active, limit)

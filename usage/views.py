@@ -62,7 +62,7 @@ def _project_metrics(items) -> list[str]:
 
 
 def _item_label(item) -> str:
-    parts = [item.product, item.edition, item.addon.replace("_", " ") if item.addon else ""]
+    parts = [rules.PRODUCTS.get(item.product, item.product), item.edition, item.addon.replace("_", " ")]
     return f"#{item.pk} " + " ".join(p for p in parts if p)
 
 
@@ -72,8 +72,8 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for(request, pk)
     now = timezone.now()
     today = now.date()
-    form = PeriodForm(request.GET or None)
     start, end, day = today - timedelta(days=29), today, today
+    form = PeriodForm(request.GET or None, initial={"start": start, "end": end, "day": day})
     if form.is_valid():
         start = form.cleaned_data["start"] or start
         end = form.cleaned_data["end"] or end
@@ -201,8 +201,8 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
     """Per concurrent item: the active devices of each 3-minute slot of one day against the limit."""
     project = get_project_for(request, pk)
     now = timezone.now()
-    form = DayForm(request.GET or None)
     day = now.date()
+    form = DayForm(request.GET or None, initial={"day": day})
     if form.is_valid() and form.cleaned_data["day"]:
         day = form.cleaned_data["day"]
     day_start = start_of_day(day)

@@ -1,0 +1,84 @@
+"""Query counts of every list page do not grow with the data: the same page at two sizes (3 and
+60 devices with their decisions, reports and rollups) runs the same number of queries, under a
+fixed bound (django_assert_max_num_queries)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from devices.models import Decision
+from licenses.models import AuditLog
+from tests import factories
+from tests.factories_portal import decision, world
+
+pytestmark = pytest.mark.django_db
+
+# Session + user + memberships + the page's own reads; generous but fixed.
+MAX_QUERIES = 16
+
+
+def pages(w) -> dict[str, str]:
+    p = w.project.pk
+    return {
+        "home": reverse("licenses:home"),
+        "project": reverse("licenses:project", args=[p]),
+        "devices": reverse("devices:list", args=[p]),
+        "devices filtered": reverse("devices:list", args=[p]) + "?q=Front&state=active&kind=devices",
+        "device": reverse("devices:detail", args=[w.device.pk]),
+        "statistics": reverse("usage:statistics", args=[p]),
+        "concurrency": reverse("usage:concurrency", args=[p]),
+        "recipients": reverse("licenses:alert_recipients", args=[w.org.pk]),
+    }
+
+
+def count_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200, url
+    return len(ctx.captured_queries)
+
+
+def grow(w, n: int) -> None:
+    """More refusals and audit entries for the staff dashboard, and decisions of the device."""
+    for k in range(n):
+        decision(w.device, now=w.now, allowed=False, code=120 + (k % 3), created_at=w.now - timedelta(minutes=k))
+        AuditLog.objects.create(actor=w.staff, actor_name="staffer", action=f"test.{k}", object_type="x", object_id=k)
+
+
+@pytest.mark.parametrize("size", [3, 60])
+def test_it_bounds_the_queries_of_every_customer_page(client, django_assert_max_num_queries, size):
+    with time_machine.travel(factories.NOW, tick=False):
+        w = world(factories.NOW, devices=size)
+        grow(w, size)
+        client.force_login(w.owner)
+        for name, url in pages(w).items():
+            with django_assert_max_num_queries(MAX_QUERIES, info=name):
+                assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("user", ["owner", "staff"])
+def test_it_runs_the_same_queries_at_two_sizes(client, user):
+    counts = {}
+    with time_machine.travel(factories.NOW, tick=False):
+        for size in (3, 60):
+            w = world(factories.NOW, devices=size, tag=str(size))
+            grow(w, size)
+            client.force_login(getattr(w, user))
+            urls = pages(w) if user == "owner" else {"staff": reverse("licenses:staff_dashboard")}
+            counts[size] = {name: count_queries(client, url) for name, url in urls.items()}
+            assert Decision.objects.filter(project=w.project).count() >= size
+    assert counts[3] == counts[60]
+
+
+def test_it_bounds_the_staff_dashboard(client, django_assert_max_num_queries):
+    with time_machine.travel(factories.NOW, tick=False):
+        w = world(factories.NOW, devices=40)
+        grow(w, 40)
+        client.force_login(w.staff)
+        with django_assert_max_num_queries(MAX_QUERIES):
+            assert client.get(reverse("licenses:staff_dashboard")).status_code == 200

@@ -15,7 +15,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import selectors, services
-from .forms import AddQuotaForm, LicenseFileForm, RenewForm
+from .forms import AddQuotaForm, LicenseFileForm, LicenseItemForm, RenewForm
 from .models import (
     AlertRecipient,
     AuditLog,
@@ -219,6 +219,7 @@ ITEM_FIELDSETS_FIELDS = [
 
 class LicenseItemInline(admin.StackedInline):
     model = LicenseItem
+    form = LicenseItemForm
     formset = ItemsOfOneOrganizationFormSet
     extra = 0
     fields = ITEM_FIELDSETS_FIELDS
@@ -391,13 +392,23 @@ class LicenseAdmin(AuditedAdmin):
         )
 
     def status_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET asks for confirmation (no script needed: the CSP allows none inline); POST acts."""
         license = self._license_or_404(request, object_id)
-        try:
-            services.set_license_status(
-                license=license, status=request.POST.get("status", ""), actor=request.user, now=timezone.now()
+        status = request.POST.get("status") if request.method == "POST" else request.GET.get("status", "")
+        verb = {License.SUSPENDED: "suspend", License.ACTIVE: "resume", License.REVOKED: "revoke"}.get(status)
+        if verb is None:
+            self.message_user(request, f"Unknown status {status!r}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:licenses_license_change", args=[license.pk]))
+        if request.method != "POST":
+            return TemplateResponse(
+                request,
+                "admin/licenses/license/status_confirm.html",
+                self._context(
+                    request, f"{verb.capitalize()} {license.license_id}", license=license, status=status, verb=verb
+                ),
             )
+        try:
+            services.set_license_status(license=license, status=status, actor=request.user, now=timezone.now())
         except ValidationError as e:
             self.message_user(request, "; ".join(e.messages), messages.ERROR)
         else:
@@ -413,6 +424,7 @@ def _add_errors(form, error: ValidationError) -> None:
 
 @admin.register(LicenseItem)
 class LicenseItemAdmin(AuditedAdmin):
+    form = LicenseItemForm
     list_display = [
         "id",
         "license",
@@ -482,7 +494,7 @@ class ProjectItemInline(admin.TabularInline):
 
     @admin.display(description="expires")
     def expires_at(self, obj):
-        return obj.license.expires_at
+        return obj.license.expires_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 @admin.register(Project)

@@ -10,12 +10,50 @@ from .models import LicenseItem, Project
 MAX_LICENSE_FILE_BYTES = 1024 * 1024
 
 
+class PageQuantitiesField(forms.JSONField):
+    """Shows an empty box, not ``null``, for items that have no page quantities."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
+class LicenseItemForm(forms.ModelForm):
+    """The admin's item form. LicenseItem.clean checks the applicability table and reports the
+    rule on the field it concerns."""
+
+    class Meta:
+        model = LicenseItem
+        fields = [
+            "license",
+            "project",
+            "product",
+            "option",
+            "edition",
+            "addon",
+            "quantity",
+            "quantities",
+            "domain",
+            "period",
+            "activation_basis",
+            "device_grace_percent",
+            "quota_grace_percent",
+            "dedup_interval_ms",
+            "overuse_percent",
+            "overuse_budget",
+            "heartbeat_timeout_s",
+            "position",
+        ]
+        field_classes = {"quantities": PageQuantitiesField}
+        widgets = {"quantities": forms.Textarea(attrs={"rows": 2, "cols": 40})}
+        help_texts = {"quantities": 'per_page only: pages per module, e.g. {"core": 100000, "ocr": 5000}'}
+
+
 class LicenseFileForm(forms.Form):
     file = forms.FileField(required=False, help_text="A license file (JSON, SPEC section 5).")
     text = forms.CharField(
         required=False,
         label="Or paste the JSON",
-        widget=forms.Textarea(attrs={"rows": 18, "cols": 100, "style": "font-family: monospace"}),
+        widget=forms.Textarea(attrs={"rows": 18, "cols": 100}),
     )
 
     def clean(self):

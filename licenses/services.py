@@ -463,7 +463,8 @@ def add_quota(*, project: Project, license: License, item_fields: dict, actor, n
     try:
         fields = validate_item(item_fields, "")
     except LicenseFileError as e:
-        raise ValidationError({e.field.split(".")[0]: f"{e.field}: {e.message}"}) from None
+        message = f"{e.field}: {e.message}" if "." in e.field else e.message
+        raise ValidationError({e.field.split(".")[0]: message}) from None
     if project.organization_id != license.organization_id:
         raise ValidationError({"project": "the project belongs to another organization than the license"})
     with transaction.atomic():

@@ -93,5 +93,5 @@ def staff_client(username: str = "admin", superuser: bool = True) -> tuple[Clien
         username=f"{username}{next(_seq)}", password="pw-Staff-12345", is_staff=True, is_superuser=superuser
     )
     client = Client()
-    client.force_login(user)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     return client, user

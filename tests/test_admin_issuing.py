@@ -84,7 +84,7 @@ def test_it_keeps_the_import_page_from_non_staff():
     from django.test import Client
 
     client = Client()
-    client.force_login(user)
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     response = client.get(IMPORT_URL)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     response = client.post(IMPORT_URL, {"text": json.dumps(license_file())})
@@ -193,7 +193,9 @@ def test_it_suspends_resumes_and_revokes_with_the_license_page_buttons(issued):
     license, _ = issued
     client, _ = staff_client()
     url = f"/admin/licenses/license/{license.pk}/status/"
-    assert client.get(url).status_code == 405
+    confirm = client.get(url, {"status": "revoked"})
+    assert confirm.status_code == 200 and "A revoked license cannot be resumed" in confirm.content.decode()
+    assert License.objects.get(pk=license.pk).status == "active"  # asking changes nothing
     for status in ("suspended", "active", "revoked"):
         assert client.post(url, {"status": status}).status_code == 302
         assert License.objects.get(pk=license.pk).status == status

@@ -36,7 +36,8 @@ def _ts(dt: datetime) -> str:
 def demo_license_files(now: datetime) -> list[dict]:
     """One license of each option; the Acme web devices license was renewed into its project."""
     day = timedelta(days=1)
-    start = (now - 200 * day).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = now.replace(hour=0, minute=0, second=0, microsecond=0)  # tidy dates: midnight UTC
+    start = now - 200 * day
     web_devices = [
         {
             "product": "dbr",

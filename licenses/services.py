@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 
 from . import rules, selectors
-from .domains import normalize_item_domain
+from .domains import _psl, is_address_or_localhost, normalize_item_domain
 from .models import AuditLog, License, LicenseItem, Organization, Project
 
 DEFAULT_TERM = timedelta(days=365)
@@ -245,9 +245,12 @@ def validate_item(obj: Any, path: str) -> dict[str, Any]:
         elif key == "domain":
             domain = _string(value, where, max_length=255)
             try:
-                normalize_item_domain(domain)
+                host = normalize_item_domain(domain)
             except ValueError as e:
                 raise LicenseFileError(where, f"must be a host name like example.com or *.example.com ({e})") from None
+            if not is_address_or_localhost(host) and _psl().is_public(host):
+                # A public suffix (com, co.uk, github.io) is no one's domain: it would match nothing.
+                raise LicenseFileError(where, f"{host} is a public suffix, not a registrable domain")
             fields[key] = domain.lower()
     return fields
 

@@ -276,6 +276,12 @@ BAD_FILES = [
         "items[0].domain",
         "host name",
     ),
+    (
+        "public suffix as domain",
+        license_file(items=[{"product": "dwt", "option": "per_domain", "domain": "*.github.io"}]),
+        "items[0].domain",
+        "github.io is a public suffix",
+    ),
     ("empty items", license_file(items=[]), "items", "non-empty list"),
     ("item not an object", license_file(items=["dbr"]), "items[0]", "must be an object"),
     ("no license_id", {k: v for k, v in license_file().items() if k != "license_id"}, "license_id", "required"),

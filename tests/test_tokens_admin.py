@@ -13,6 +13,7 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 NOW = factories.NOW
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def device(item, uuid="dev-1", **fields) -> Device:
@@ -54,7 +55,7 @@ def results(response) -> str:
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(factories.user(username="staff", is_staff=True, is_superuser=True))
+    client.force_login(factories.user(username="staff", is_staff=True, is_superuser=True), backend=MODEL_BACKEND)
     return client
 
 
@@ -158,7 +159,9 @@ def test_device_page_shows_its_latest_decisions_read_only(staff_client, seat_wor
 
 
 def test_non_staff_cannot_see_decisions(client, seat_world):
-    client.force_login(factories.user(username="customer", organization=seat_world[0].project.organization))
+    client.force_login(
+        factories.user(username="customer", organization=seat_world[0].project.organization), backend=MODEL_BACKEND
+    )
     response = client.get(reverse("admin:devices_decision_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
@@ -182,7 +185,7 @@ def test_release_seat_needs_the_change_permission(client, seat_world):
 
     viewer = factories.user(username="support", is_staff=True)
     viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_device", "view_decision"]))
-    client.force_login(viewer)
+    client.force_login(viewer, backend=MODEL_BACKEND)
     _, d1, _, _ = seat_world
     url = reverse("admin:devices_device_changelist")
     assert client.get(url).status_code == 200

@@ -173,3 +173,35 @@ def test_it_records_a_reorder_in_the_project_admin(db, now):
     entry = AuditLog.objects.get(action="project.change")
     assert entry.before["items_in_order"] == [first.item_id, second.item_id]
     assert entry.after["items_in_order"] == [second.item_id, first.item_id]
+
+
+@pytest.mark.django_db
+def test_it_records_a_membership_and_a_rename_made_on_the_organization_page(db):
+    client, staff = staff_client()
+    organization = factories.org(name="Acme Old")
+    customer = factories.user(username="cust")
+    response = client.post(
+        f"/admin/licenses/organization/{organization.pk}/change/",
+        {
+            "name": "Acme Corp",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-user": customer.pk,
+            "memberships-0-role": "viewer",
+            "alert_recipients-TOTAL_FORMS": "0",
+            "alert_recipients-INITIAL_FORMS": "0",
+            "alert_recipients-MIN_NUM_FORMS": "0",
+            "alert_recipients-MAX_NUM_FORMS": "1000",
+        },
+    )
+    assert response.status_code == 302
+    membership = AuditLog.objects.get(action="membership.add")
+    assert (membership.actor, membership.after["role"], membership.organization_id) == (
+        staff,
+        "viewer",
+        organization.pk,
+    )
+    rename = AuditLog.objects.get(action="organization.change")
+    assert (rename.before["name"], rename.after["name"]) == ("Acme Old", "Acme Corp")

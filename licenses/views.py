@@ -247,6 +247,7 @@ def _near_quota(now) -> list[dict]:
     for row in rows:
         row["percent"] = 100.0 * row["used"] / row["limit"]
         row["admin_url"] = admin_url("admin:licenses_license_change", row["item"].license_id)
+        row["add_quota_url"] = admin_url("admin:licenses_license_add_quota", row["item"].license_id)
     rows.sort(key=lambda r: -r["percent"])
     return rows
 
@@ -265,6 +266,7 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
     for lic in expiring:
         lic.days_left = days_left(lic.expires_at, now)
         lic.admin_url = admin_url("admin:licenses_license_change", lic.pk)
+        lic.renew_url = admin_url("admin:licenses_license_renew", lic.pk)
     overuse = list(
         QuotaCounter.objects.filter(metric=OVERUSE_SPENT, used__gt=0)
         .select_related("item__license__organization", "item__project")
@@ -282,12 +284,12 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("-n", "code", "rule")
     )
     decisions_url = admin_url("admin:devices_decision_changelist")
-    since = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
     by_code: dict = defaultdict(int)
     for r in refusals:
         by_code[r["code"]] += r["n"]
         if decisions_url:
-            r["admin_url"] = f"{decisions_url}?allowed__exact=0&code={r['code'] or ''}&created_at__gte={since}"
+            code = f"code__exact={r['code']}" if r["code"] is not None else "code__isnull=True"
+            r["admin_url"] = f"{decisions_url}?allowed__exact=0&{code}"
     audit = list(AuditLog.objects.select_related("organization")[:25])
     for entry in audit:
         entry.admin_url = admin_url("admin:licenses_auditlog_change", entry.pk)
@@ -302,6 +304,8 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         "links": {
             "admin": admin_url("admin:index"),
             "licenses": admin_url("admin:licenses_license_changelist"),
+            "import": admin_url("admin:licenses_license_import"),
+            "devices": admin_url("admin:devices_device_changelist"),
             "audit": admin_url("admin:licenses_auditlog_changelist"),
             "decisions": decisions_url,
             "organizations": admin_url("admin:licenses_organization_changelist"),

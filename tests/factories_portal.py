@@ -143,3 +143,8 @@ def world(now: datetime, *, devices: int = 3, tag: str = "") -> World:
         now, org, other_org, project, other_project, owner, viewer, outsider, staff,
         scan, pages, seats, concurrent, server, domain, first, other_device,
     )  # fmt: skip
+
+
+# force_login with an explicit backend: the first in AUTHENTICATION_BACKENDS is the login
+# throttle, which authenticates nobody.
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"

@@ -13,7 +13,7 @@ from django.urls import reverse
 from devices.models import Device
 from licenses.models import AlertRecipient, LicenseItem
 from tests import factories
-from tests.factories_portal import world
+from tests.factories_portal import MODEL_BACKEND, world
 
 pytestmark = pytest.mark.django_db
 
@@ -63,13 +63,13 @@ def snapshot(w):
 
 def test_it_shows_every_page_to_owner_viewer_and_staff(client, w):
     for user in (w.owner, w.viewer, w.staff):
-        client.force_login(user)
+        client.force_login(user, backend=MODEL_BACKEND)
         for url in read_urls(w):
             assert client.get(url).status_code == 200, (user.username, url)
 
 
 def test_it_answers_404_to_an_outsider_on_every_page(client, w):
-    client.force_login(w.outsider)
+    client.force_login(w.outsider, backend=MODEL_BACKEND)
     for url in read_urls(w):
         assert client.get(url).status_code == 404, url
 
@@ -88,7 +88,7 @@ def test_it_sends_anonymous_users_to_the_login_page(client, w):
 def test_it_refuses_every_change_to_a_viewer_and_changes_nothing(client, w):
     requests = change_requests(w)
     before = snapshot(w)
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     for url, body in requests:
         assert client.post(url, body).status_code == 403, url
     assert snapshot(w) == before
@@ -97,7 +97,7 @@ def test_it_refuses_every_change_to_a_viewer_and_changes_nothing(client, w):
 def test_it_refuses_every_change_to_staff_who_are_not_owners(client, w):
     requests = change_requests(w)
     before = snapshot(w)
-    client.force_login(w.staff)
+    client.force_login(w.staff, backend=MODEL_BACKEND)
     for url, body in requests:
         assert client.post(url, body).status_code == 403, url
     assert snapshot(w) == before
@@ -106,7 +106,7 @@ def test_it_refuses_every_change_to_staff_who_are_not_owners(client, w):
 def test_it_answers_404_to_an_outsider_changing_anything(client, w):
     requests = change_requests(w)
     before = snapshot(w)
-    client.force_login(w.outsider)
+    client.force_login(w.outsider, backend=MODEL_BACKEND)
     for url, body in requests:
         assert client.post(url, body).status_code == 404, url
     assert snapshot(w) == before
@@ -114,7 +114,7 @@ def test_it_answers_404_to_an_outsider_changing_anything(client, w):
 
 def test_it_lets_an_owner_make_every_change(client, w):
     requests = change_requests(w)
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     for url, body in requests:
         assert client.post(url, body).status_code == 302, url
     w.device.refresh_from_db()
@@ -127,23 +127,23 @@ def test_it_lets_an_owner_make_every_change(client, w):
 
 
 def test_it_hides_change_controls_from_a_viewer(client, w):
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     assert b"Move item" not in client.get(reverse("licenses:project", args=[w.project.pk])).content
     assert b"Release the seat" not in client.get(reverse("devices:list", args=[w.project.pk])).content
     page = client.get(reverse("licenses:alert_recipients", args=[w.org.pk])).content
     assert b"Add a recipient" not in page
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     assert b"Move item" in client.get(reverse("licenses:project", args=[w.project.pk])).content
     assert b"Release the seat" in client.get(reverse("devices:list", args=[w.project.pk])).content
     assert b"Add a recipient" in client.get(reverse("licenses:alert_recipients", args=[w.org.pk])).content
 
 
 def test_it_lists_only_the_users_own_organizations_on_the_home_page(client, w):
-    client.force_login(w.outsider)
+    client.force_login(w.outsider, backend=MODEL_BACKEND)
     page = client.get(reverse("licenses:home")).content.decode()
     assert "Globex Test" in page and "globex-app" in page
     assert "Acme Test" not in page and "web-app" not in page
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     page = client.get(reverse("licenses:home")).content.decode()
     assert "Acme Test" in page and "Globex" not in page
 
@@ -151,14 +151,14 @@ def test_it_lists_only_the_users_own_organizations_on_the_home_page(client, w):
 def test_it_refuses_the_staff_dashboard_to_customers(client, w):
     url = reverse("licenses:staff_dashboard")
     for user in (w.owner, w.viewer, w.outsider):
-        client.force_login(user)
+        client.force_login(user, backend=MODEL_BACKEND)
         assert client.get(url).status_code == 403
-    client.force_login(w.staff)
+    client.force_login(w.staff, backend=MODEL_BACKEND)
     assert client.get(url).status_code == 200
 
 
 def test_it_does_not_let_an_owner_release_another_organizations_device_or_reorder_with_foreign_items(client, w):
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     assert client.post(reverse("devices:release", args=[w.other_device.pk])).status_code == 404
     foreign = LicenseItem.objects.filter(project=w.other_project).values_list("pk", flat=True)
     ids = [str(i.pk) for i in w.project.items_in_order()][:-1] + [str(foreign[0])]

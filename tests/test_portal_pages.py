@@ -15,7 +15,7 @@ from devices.models import Device
 from licenses.models import AlertRecipient, AuditLog
 from licenses.portal import summarize_items
 from tests import factories
-from tests.factories_portal import counter, day_start, decision, device, usage_rollup, world
+from tests.factories_portal import MODEL_BACKEND, counter, day_start, decision, device, usage_rollup, world
 from usage.models import UsageRollup
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def text(response) -> str:
 
 
 def test_it_shows_quota_bars_with_numbers_and_percentages(client, w):
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     page = text(client.get(reverse("licenses:home")))
     assert "<strong>8,500</strong> of 10,000 scans · <strong>85.0 %</strong>" in page
     assert 'aria-label="Barcode scans: 8500 of 10000 scans used, 85.0 percent"' in page
@@ -89,7 +89,7 @@ def test_it_reports_the_30_day_peak_of_seats(w):
 
 
 def test_it_shows_the_project_key_and_items_in_consumption_order(client, w):
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     page = text(client.get(reverse("licenses:project", args=[w.project.pk])))
     assert f'value="{w.project.license_key}" readonly' in page
     assert 'data-copy-target="license-key"' in page
@@ -98,7 +98,7 @@ def test_it_shows_the_project_key_and_items_in_consumption_order(client, w):
 
 
 def test_it_reorders_items_for_an_owner(client, w):
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     ids = [str(i.pk) for i in w.project.items_in_order()]
     new = [ids[1], ids[0], *ids[2:]]
     response = client.post(reverse("licenses:project_reorder", args=[w.project.pk]), {"item_ids": new})
@@ -111,7 +111,7 @@ def test_it_reorders_items_for_an_owner(client, w):
 
 
 def test_it_refuses_a_reorder_that_does_not_list_every_item_once(client, w):
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     ids = [str(i.pk) for i in w.project.items_in_order()]
     url = reverse("licenses:project_reorder", args=[w.project.pk])
     for bad in (ids[:-1], [*ids, ids[0]], [*ids[:-1], "abc"]):
@@ -122,7 +122,7 @@ def test_it_refuses_a_reorder_that_does_not_list_every_item_once(client, w):
 def test_it_searches_filters_and_paginates_devices(client, w):
     for k in range(60):
         device(w.seats, now=NOW, device_name=f"Tablet {k:02d}", last_seen_at=NOW - timedelta(hours=k + 1))
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     url = reverse("devices:list", args=[w.project.pk])
     page = text(client.get(url))
     assert "Page 1 of 2" in page
@@ -143,7 +143,7 @@ def test_it_searches_filters_and_paginates_devices(client, w):
 
 
 def test_it_releases_a_seat_for_an_owner(client, w):
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     response = client.post(
         reverse("devices:release", args=[w.device.pk]), {"next": reverse("devices:list", args=[w.project.pk])}
     )
@@ -159,7 +159,7 @@ def test_it_shows_a_devices_own_history(client, w):
     decision(w.device, now=NOW, allowed=False, code=116, endpoint="usage", rule="seat_lost", message="re-authorize")
     other = device(w.seats, now=NOW)
     decision(other, now=NOW, rule="someone_else")
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     page = text(client.get(reverse("devices:detail", args=[w.device.pk])))
     assert "Front desk 0" in page and w.device.device_uuid in page
     assert "refused 116" in page and "seat_lost" in page and "re-authorize" in page
@@ -170,7 +170,7 @@ def test_it_shows_a_devices_own_history(client, w):
 
 def test_it_shows_statistics_totals_trend_two_hours_and_devices(client, w):
     usage_rollup(w.scan, "barcode_scans", day_start(NOW) + timedelta(hours=4), 7, granularity=UsageRollup.TWO_HOURS)
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     url = reverse("usage:statistics", args=[w.project.pk])
     page = text(client.get(url))
     # All time 8,500 (counter); last 30 days 7 x 100 + 40 today; today 40 + 7 from 2-hour rollups.
@@ -190,7 +190,7 @@ def test_it_shows_statistics_totals_trend_two_hours_and_devices(client, w):
 
 
 def test_it_marks_overuse_per_slot_against_the_limit(client, w):
-    client.force_login(w.viewer)
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
     page = text(client.get(reverse("usage:concurrency", args=[w.project.pk])))
     assert (
         '00:06–00:09</td><td class="num">6</td><td class="num">5</td><td class="num">1</td><td><strong class="bad">Overuse'
@@ -204,7 +204,7 @@ def test_it_marks_overuse_per_slot_against_the_limit(client, w):
 
 
 def test_it_lets_an_owner_edit_alert_recipients(client, w):
-    client.force_login(w.owner)
+    client.force_login(w.owner, backend=MODEL_BACKEND)
     url = reverse("licenses:alert_recipients", args=[w.org.pk])
     page = text(client.get(url))
     assert "they go to the owners: owner@acme.example" in page
@@ -222,9 +222,9 @@ def test_it_lets_an_owner_edit_alert_recipients(client, w):
 
 
 def test_it_sends_staff_without_organization_to_their_dashboard(client, w):
-    client.force_login(w.staff)
+    client.force_login(w.staff, backend=MODEL_BACKEND)
     response = client.get(reverse("licenses:home"))
     assert response.status_code == 302 and response["Location"] == reverse("licenses:staff_dashboard")
     nobody = factories.user("nobody")
-    client.force_login(nobody)
+    client.force_login(nobody, backend=MODEL_BACKEND)
     assert "not a member of any organization" in text(client.get(reverse("licenses:home")))

@@ -15,7 +15,7 @@ from django.urls import reverse
 from devices.models import Decision
 from licenses.models import AuditLog
 from tests import factories
-from tests.factories_portal import decision, world
+from tests.factories_portal import MODEL_BACKEND, decision, world
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,7 @@ def test_it_bounds_the_queries_of_every_customer_page(client, django_assert_max_
     with time_machine.travel(factories.NOW, tick=False):
         w = world(factories.NOW, devices=size)
         grow(w, size)
-        client.force_login(w.owner)
+        client.force_login(w.owner, backend=MODEL_BACKEND)
         for name, url in pages(w).items():
             with django_assert_max_num_queries(MAX_QUERIES, info=name):
                 assert client.get(url).status_code == 200
@@ -68,7 +68,7 @@ def test_it_runs_the_same_queries_at_two_sizes(client, user):
         for size in (3, 60):
             w = world(factories.NOW, devices=size, tag=str(size))
             grow(w, size)
-            client.force_login(getattr(w, user))
+            client.force_login(getattr(w, user), backend=MODEL_BACKEND)
             urls = pages(w) if user == "owner" else {"staff": reverse("licenses:staff_dashboard")}
             counts[size] = {name: count_queries(client, url) for name, url in urls.items()}
             assert Decision.objects.filter(project=w.project).count() >= size
@@ -79,6 +79,6 @@ def test_it_bounds_the_staff_dashboard(client, django_assert_max_num_queries):
     with time_machine.travel(factories.NOW, tick=False):
         w = world(factories.NOW, devices=40)
         grow(w, 40)
-        client.force_login(w.staff)
+        client.force_login(w.staff, backend=MODEL_BACKEND)
         with django_assert_max_num_queries(MAX_QUERIES):
             assert client.get(reverse("licenses:staff_dashboard")).status_code == 200

@@ -175,6 +175,20 @@ def parse_rfc3339(value: Any, path: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"quantity": 5, "quantity": 500} is ambiguous: refuse it rather than keep the last one.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
 def _load(data: dict | str | bytes) -> dict:
     if isinstance(data, bytes | bytearray):
         try:
@@ -183,9 +197,15 @@ def _load(data: dict | str | bytes) -> dict:
             raise LicenseFileError("file", f"must be UTF-8 JSON ({e.reason} at byte {e.start})") from None
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = json.loads(data, object_pairs_hook=_object_without_duplicate_keys)
         except json.JSONDecodeError as e:
             raise LicenseFileError("file", f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        except _DuplicateKey as e:
+            raise LicenseFileError(
+                "file", f"malformed JSON: the key {e.args[0]!r} appears twice in one object"
+            ) from None
+        except RecursionError:
+            raise LicenseFileError("file", "malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise LicenseFileError("file", f"must be a JSON object, not {_describe(data)}")
     return data

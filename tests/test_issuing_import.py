@@ -180,6 +180,13 @@ BAD_FILES = [
     ("malformed json", '{"license_id": "L-1", "items": [', "file", "malformed JSON"),
     ("not an object", "[1, 2]", "file", "must be a JSON object"),
     (
+        "duplicate key",
+        '{"license_id": "L-1", "license_id": "L-2", "organization": {"id": "1", "name": "A"}, "items": []}',
+        "file",
+        "the key 'license_id' appears twice",
+    ),
+    ("nested too deeply", "[" * 100000 + "]" * 100000, "file", "malformed JSON"),
+    (
         "unknown product",
         license_file(items=[{"product": "dxx", "option": "per_page"}]),
         "items[0].product",

@@ -1,0 +1,455 @@
+"""Authorization, release and seat counting: the rules of SPEC section 4 for the device API.
+
+Services take ``now``; only the API views read the clock. Every decision, allowed or refused,
+is written as a ``Decision`` with the item it looked at, the rule that decided, the message, and
+the counts and limits at that moment.
+
+Seats never overshoot: a new seat is taken in one short transaction that locks the item row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite runs IMMEDIATE transactions, which take the
+database write lock at BEGIN), counts the active devices of the item, and inserts or updates the
+device before it commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from devices.models import Decision, Device
+from licenses import rules
+from licenses.domains import domain_matches
+from licenses.models import License, LicenseItem, Project
+from usage.models import OVERUSE_SPENT, QuotaCounter
+from usage.slots import SLOT, slot_start_of
+
+REPORT_INTERVAL_S = 180
+
+# SPEC section 6: code -> (name, HTTP status).
+ERRORS: dict[int, tuple[str, int]] = {
+    1: ("INVALID_REQUEST", 400),
+    2: ("IDEMPOTENCY_CONFLICT", 409),
+    101: ("LICENSE_KEY_INVALID", 403),
+    103: ("DOMAIN_MISMATCH", 403),
+    104: ("NO_MATCHING_LICENSE", 403),
+    111: ("LICENSE_EXPIRED", 403),
+    112: ("LICENSE_NOT_YET_EFFECTIVE", 403),
+    113: ("LICENSE_REVOKED", 403),
+    116: ("DEVICE_NOT_AUTHORIZED", 403),
+    120: ("USAGE_EXCEEDED", 403),
+    130: ("RATE_LIMITED", 429),
+}
+TERM_CODES = (111, 112, 113)  # the item itself is not usable (status or term)
+
+
+def error_detail(code: int, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "name": ERRORS[code][0], "message": message}
+    if fields:
+        detail["fields"] = fields
+    return detail
+
+
+@dataclass
+class ApiResult:
+    """What a view answers: an HTTP status and a JSON body (and headers, e.g. Retry-After)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def refusal(cls, code: int, message: str, fields: dict[str, str] | None = None) -> ApiResult:
+        return cls(ERRORS[code][1], {"error": error_detail(code, message, fields)})
+
+
+@dataclass
+class Verdict:
+    """The outcome of checking one item for one request."""
+
+    item: LicenseItem | None
+    allowed: bool
+    rule: str
+    message: str = ""
+    code: int | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def rfc3339(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_decision(
+    *, project: Project, endpoint: str, verdict: Verdict, now: datetime, device: Device | None = None, device_uuid: str
+) -> Decision:
+    return Decision.objects.create(
+        project=project,
+        device=device,
+        device_uuid=device_uuid,
+        item=verdict.item,
+        endpoint=endpoint,
+        allowed=verdict.allowed,
+        code=verdict.code,
+        rule=verdict.rule,
+        message=verdict.message[:500],
+        counts=verdict.counts,
+        created_at=now,
+    )
+
+
+def project_for_key(license_key: str) -> Project | None:
+    return Project.objects.filter(license_key=license_key).first()
+
+
+# --- which items serve a request ---------------------------------------------------------------
+
+
+def serves(item: LicenseItem, *, product: str, edition: str | None, addon: str | None, client_type: str) -> bool:
+    """SPEC section 4, "Which items serve a request"."""
+    if item.product != product or (item.addon or "") != (addon or ""):
+        return False
+    if item.edition and item.edition != edition:
+        return False
+    if item.option == rules.PER_SERVER:
+        return client_type == "server"
+    if item.option == rules.PER_DOMAIN:
+        return client_type == "web"
+    if item.option in (rules.PER_CLIENT_DEVICE, rules.PER_CONCURRENT_DEVICE):
+        return client_type != "server"
+    return True  # scans and pages: every client type
+
+
+def term_verdict(item: LicenseItem, *, now: datetime) -> Verdict | None:
+    """The refusal of an item whose license is not active or not in its term; None if usable."""
+    lic: License = item.license
+    if lic.status != License.ACTIVE:
+        return Verdict(item, False, f"license_{lic.status}", f"license {lic.license_id} is {lic.status}", code=113)
+    if now < lic.starts_at:
+        message = f"license {lic.license_id} starts at {rfc3339(lic.starts_at)}"
+        return Verdict(item, False, "license_not_yet_effective", message, code=112)
+    if now >= lic.expires_at:
+        message = f"license {lic.license_id} expired at {rfc3339(lic.expires_at)}"
+        return Verdict(item, False, "license_expired", message, code=111)
+    return None
+
+
+# --- counts and limits -------------------------------------------------------------------------
+
+
+def active_seats(item: LicenseItem, *, now: datetime) -> int:
+    """Devices holding a seat: active and not run out, whether or not the expiry job has run."""
+    return Device.objects.filter(item=item, state=Device.ACTIVE, active_until__gt=now).count()
+
+
+def seat_counts(item: LicenseItem, *, now: datetime) -> dict[str, int]:
+    """{"active", "quantity", "ceiling"} of a client-device or server item."""
+    return {"active": active_seats(item, now=now), "quantity": item.quantity, "ceiling": item.seat_ceiling}
+
+
+def counter_values(item: LicenseItem) -> dict[str, int]:
+    return dict(QuotaCounter.objects.filter(item=item).values_list("metric", "used"))
+
+
+def page_quotas(item: LicenseItem) -> dict[str, int]:
+    return {m: int(n) for m, n in (item.quantities or {}).items()}
+
+
+def remaining(item: LicenseItem, *, now: datetime, counters: dict[str, int] | None = None) -> dict[str, Any]:
+    """``remaining`` by option (SPEC section 6); grace is never included."""
+    option = item.option
+    if option == rules.PER_BARCODE_SCAN:
+        used = (counters if counters is not None else counter_values(item)).get("barcode_scans", 0)
+        return {"barcode_scans": max(0, item.quantity - used)}
+    if option == rules.PER_PAGE:
+        counters = counters if counters is not None else counter_values(item)
+        return {"pages": {m: max(0, q - counters.get(f"pages_{m}", 0)) for m, q in page_quotas(item).items()}}
+    if option == rules.PER_CLIENT_DEVICE:
+        return {"seats": max(0, item.quantity - active_seats(item, now=now))}
+    if option == rules.PER_SERVER:
+        return {"servers": max(0, item.quantity - active_seats(item, now=now))}
+    return {}
+
+
+def active_until_for(item: LicenseItem, *, now: datetime) -> datetime:
+    """When a device contacting now stops being active (SPEC section 4, by option)."""
+    expires_at = item.license.expires_at
+    if item.option == rules.PER_CLIENT_DEVICE:
+        return min(now + item.period_delta, expires_at)
+    if item.option == rules.PER_SERVER:
+        return min(now + timedelta(seconds=item.heartbeat_timeout_s), expires_at)
+    if item.option == rules.PER_CONCURRENT_DEVICE:
+        return min(slot_start_of(now) + 2 * SLOT, expires_at)  # the end of the next slot
+    return expires_at
+
+
+def quota_verdict(item: LicenseItem, counters: dict[str, int], *, modules: set[str] | None = None) -> Verdict:
+    """Scan and page quotas with their grace (exact integers). For pages, ``modules`` are those a
+    report counts: any of them exhausted refuses; with None (authorization) all must be."""
+    grace = item.quota_grace_percent
+    if item.option == rules.PER_BARCODE_SCAN:
+        used, quantity = counters.get("barcode_scans", 0), item.quantity
+        counts = {"used": used, "quantity": quantity, "grace": grace}
+        if item.quota_limit_reached(quantity, used):
+            message = f"{used} of {quantity} barcode scans are used (grace {grace}%)"
+            return Verdict(item, False, "quota_exhausted", message, code=120, counts=counts)
+        return Verdict(item, True, "quota_available", counts=counts)
+    quotas = page_quotas(item)
+    exhausted = sorted(m for m, q in quotas.items() if item.quota_limit_reached(q, counters.get(f"pages_{m}", 0)))
+    counts: dict[str, Any] = {
+        "used": {m: counters.get(f"pages_{m}", 0) for m in quotas},
+        "quantity": quotas,
+        "grace": grace,
+    }
+    unlicensed = sorted((modules or set()) - set(quotas))
+    if unlicensed:
+        message = f"this item does not license the page module(s) {', '.join(unlicensed)}"
+        return Verdict(item, False, "pages_module_not_licensed", message, code=120, counts=counts)
+    hit = sorted(set(exhausted) & modules) if modules else []
+    if hit or len(exhausted) == len(quotas):
+        which = hit or exhausted
+        detail = ", ".join(f"{m} {counters.get(f'pages_{m}', 0)} of {quotas[m]}" for m in which)
+        message = f"page quota exhausted: {detail} (grace {grace}%)"
+        return Verdict(item, False, "pages_exhausted", message, code=120, counts=counts)
+    return Verdict(item, True, "pages_available", counts=counts)
+
+
+def _lock_item(item: LicenseItem) -> None:
+    list(LicenseItem.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True))
+
+
+def seat_verdict(item: LicenseItem, device: Device | None, *, now: datetime) -> Verdict:
+    """A seat (client device) or a server for ``device`` on ``item``, the item row locked."""
+    noun = "servers" if item.option == rules.PER_SERVER else "seats"
+    holds = (
+        device is not None and device.item_id == item.pk and device.state == Device.ACTIVE and device.active_until > now
+    )
+    if not holds:
+        _lock_item(item)  # before counting: whoever counts next sees this device
+    counts = seat_counts(item, now=now)
+    if holds:
+        return Verdict(item, True, f"{noun}_kept", counts=counts)
+    if counts["active"] >= counts["ceiling"]:
+        grace = counts["ceiling"] - counts["quantity"]
+        if noun == "servers":
+            message = f"{counts['active']} of {counts['quantity']} servers are active"
+        else:
+            message = f"{counts['active']} of {counts['quantity']} seats are taken (grace {grace})"
+        return Verdict(item, False, f"{noun}_exhausted", message, code=120, counts=counts)
+    return Verdict(item, True, f"{noun[:-1]}_taken", counts=counts)
+
+
+def overuse_counts(item: LicenseItem, counters: dict[str, int] | None = None) -> dict[str, int]:
+    spent = (counters if counters is not None else counter_values(item)).get(OVERUSE_SPENT, 0)
+    return {
+        "quantity": item.quantity,
+        "ceiling": item.concurrency_ceiling,
+        "budget": item.effective_overuse_budget,
+        "spent": spent,
+    }
+
+
+def item_verdict(item: LicenseItem, device: Device | None, *, origin: str | None, now: datetime) -> Verdict:
+    """Whether ``item`` takes this authorization: term first, then the option's rule."""
+    refusal = term_verdict(item, now=now)
+    if refusal is not None:
+        return refusal
+    option = item.option
+    if option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER):
+        return seat_verdict(item, device, now=now)
+    if option in (rules.PER_BARCODE_SCAN, rules.PER_PAGE):
+        return quota_verdict(item, counter_values(item))
+    if option == rules.PER_DOMAIN:
+        counts = {"domain": item.domain}
+        if origin and domain_matches(item.domain, origin):
+            return Verdict(item, True, "domain_matches", counts=counts)
+        message = f"origin {origin} is not in the licensed domain {item.domain}"
+        return Verdict(item, False, "domain_mismatch", message, code=103, counts=counts)
+    # per_concurrent_device: any number of devices may be authorized; slots decide at usage.
+    return Verdict(item, True, "concurrent_authorized", counts=overuse_counts(item))
+
+
+def choose_refusal(verdicts: list[Verdict]) -> Verdict:
+    """None fits: the refusal of the first matching item that could serve (120, 103); when every
+    matching item is unusable, the first one's (111/112/113: all the same in the usual case)."""
+    usable = [v for v in verdicts if v.code not in TERM_CODES]
+    return usable[0] if usable else verdicts[0]
+
+
+# --- local licenses ----------------------------------------------------------------------------
+
+
+def local_license(*, project: Project, device: Device, item: LicenseItem, remaining: dict, now: datetime) -> str:
+    from devices.signing import sign_local_license
+
+    exp = device.active_until
+    claims: dict[str, Any] = {
+        "iss": settings.BASE_URL,
+        "sub": device.device_uuid,
+        "iat": int(now.timestamp()),
+        "exp": 0,
+        "license_key": project.license_key,
+        "item": item.item_id,
+        "product": item.product,
+        "option": item.option,
+        "remaining": remaining,
+    }
+    if item.option == rules.PER_CLIENT_DEVICE:
+        claims["period_s"] = item.period_seconds
+        if item.activation_basis == "first_use":
+            exp = item.license.expires_at  # the SDK starts the period's clock at first use
+    claims["exp"] = int(exp.timestamp())
+    return sign_local_license(claims)
+
+
+# --- authorize ---------------------------------------------------------------------------------
+
+
+def authorize(*, data, now: datetime) -> ApiResult:
+    """POST /api/v1/authorize for a validated ``devices.schemas.AuthorizeRequest``."""
+    project = project_for_key(data.license_key)
+    if project is None:
+        return ApiResult.refusal(101, "no project has this license key")
+    wanted = {"product": data.product, "edition": data.edition, "addon": data.addon, "client_type": data.client_type}
+    matching = [item for item in project.items_in_order() if serves(item, **wanted)]
+    if not matching:
+        what = " ".join(f"{k} {v}" for k, v in wanted.items() if v)
+        verdict = Verdict(None, False, "no_matching_item", f"no item of this project serves {what}", code=104)
+        record_decision(
+            project=project, endpoint=Decision.AUTHORIZE, verdict=verdict, now=now, device_uuid=data.device_uuid
+        )
+        return ApiResult.refusal(104, verdict.message)
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _authorize_locked(project, data, matching, now=now)
+        except IntegrityError:
+            # The same new device_uuid authorized twice at once: the loser runs again, finds the
+            # device, and locks it first.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _authorize_locked(project: Project, data, matching: list[LicenseItem], *, now: datetime) -> ApiResult:
+    device = Device.objects.select_for_update().filter(project=project, device_uuid=data.device_uuid).first()
+    candidates = list(matching)
+    if device is not None and device.item_id in {i.pk for i in matching}:
+        # A device bound to an item that still serves it stays there (and never takes a second seat).
+        candidates.sort(key=lambda i: i.pk != device.item_id)
+    verdicts: dict[int, Verdict] = {}
+    for item in candidates:
+        verdict = item_verdict(item, device, origin=data.origin, now=now)
+        if verdict.allowed:
+            device = _bind(project, device, item, data, now=now)
+            record_decision(
+                project=project, endpoint=Decision.AUTHORIZE, verdict=verdict, now=now, device=device,
+                device_uuid=data.device_uuid,
+            )  # fmt: skip
+            return ApiResult(200, authorized_body(project, device, item, now=now))
+        verdicts[item.pk] = verdict
+    refusal = choose_refusal([verdicts[i.pk] for i in matching])
+    record_decision(
+        project=project, endpoint=Decision.AUTHORIZE, verdict=refusal, now=now, device=device,
+        device_uuid=data.device_uuid,
+    )  # fmt: skip
+    return ApiResult.refusal(refusal.code, refusal.message)
+
+
+def _bind(project: Project, device: Device | None, item: LicenseItem, data, *, now: datetime) -> Device:
+    values = {
+        "item": item,
+        "client_type": data.client_type,
+        "state": Device.ACTIVE,
+        "authorized_at": now,
+        "last_seen_at": now,
+        "active_until": active_until_for(item, now=now),
+        "ended_at": None,
+    }
+    if data.origin:
+        values["origin"] = data.origin
+    for name in ("platform", "device_name", "sdk_version"):
+        if getattr(data, name) is not None:
+            values[name] = getattr(data, name)
+    if device is None:
+        with transaction.atomic():  # a savepoint: a concurrent insert of this uuid raises here
+            return Device.objects.create(
+                project=project, device_uuid=data.device_uuid, first_authorized_at=now, **values
+            )
+    for name, value in values.items():
+        setattr(device, name, value)
+    device.save(update_fields=[*values, "item"])
+    return device
+
+
+def authorized_body(project: Project, device: Device, item: LicenseItem, *, now: datetime) -> dict[str, Any]:
+    left = remaining(item, now=now)
+    body: dict[str, Any] = {
+        "status": "authorized",
+        "device_uuid": device.device_uuid,
+        "item": {"id": item.item_id, "product": item.product, "option": item.option},
+        "active_until": rfc3339(device.active_until),
+        "report_interval_s": REPORT_INTERVAL_S,
+    }
+    if item.option == rules.PER_BARCODE_SCAN:
+        body["dedup_interval_ms"] = item.dedup_interval_ms
+    body["remaining"] = left
+    body["local_license"] = local_license(project=project, device=device, item=item, remaining=left, now=now)
+    return body
+
+
+# --- release -----------------------------------------------------------------------------------
+
+
+def release_device(*, device: Device, now: datetime, actor=None) -> bool:
+    """Give the device's seat back (uninstall, or staff/owner action). The device becomes
+    ``released``; True when it was active (held or had just held a seat), False when there was
+    nothing to free. Idempotent."""
+    with transaction.atomic():
+        locked = (
+            Device.objects.select_for_update(of=("self",)).select_related("item__license", "project").get(pk=device.pk)
+        )
+        by = "device" if actor is None else "staff" if getattr(actor, "is_staff", False) else "customer"
+        was = locked.state
+        if was != Device.RELEASED:
+            locked.state = Device.RELEASED
+            if was == Device.ACTIVE:
+                locked.ended_at = now
+            locked.save(update_fields=["state", "ended_at"])
+        counts = seat_counts(locked.item, now=now) if locked.item and locked.item.quantity is not None else {}
+        if was == Device.RELEASED:
+            verdict = Verdict(locked.item, True, "already_released", "the device was already released", counts=counts)
+        else:
+            verdict = Verdict(
+                locked.item, True, f"released_by_{by}", f"released by {actor or 'the device'}", counts=counts
+            )
+        record_decision(
+            project=locked.project, endpoint=Decision.RELEASE, verdict=verdict, now=now, device=locked,
+            device_uuid=locked.device_uuid,
+        )  # fmt: skip
+        if actor is not None and was != Device.RELEASED:
+            from licenses.services import record_audit
+
+            record_audit(
+                actor=actor, action="device.release", obj=locked, before={"state": was},
+                after={"state": locked.state}, organization=locked.project.organization,
+            )  # fmt: skip
+        device.state, device.ended_at = locked.state, locked.ended_at
+        return was == Device.ACTIVE
+
+
+def release(*, data, now: datetime) -> ApiResult:
+    """POST /api/v1/release: 200 {"status": "released"} for a known device, every time."""
+    project = project_for_key(data.license_key)
+    if project is None:
+        return ApiResult.refusal(101, "no project has this license key")
+    device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
+    if device is None:
+        verdict = Verdict(None, False, "device_not_authorized", "this project never authorized this device", code=116)
+        record_decision(
+            project=project, endpoint=Decision.RELEASE, verdict=verdict, now=now, device_uuid=data.device_uuid
+        )
+        return ApiResult.refusal(116, verdict.message)
+    release_device(device=device, now=now)
+    return ApiResult(200, {"status": "released"})

@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dls_admin.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -28,11 +30,19 @@ if DJANGO_ENV not in ("development", "production", "test"):
 PRODUCTION = DJANGO_ENV == "production"
 
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"
 if PRODUCTION:
     SECRET_KEY = env.str("SECRET_KEY")  # no default: fails loudly when missing
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY == _DEV_SECRET_KEY:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be at least 50 random characters in production "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off in production")
 else:
-    SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-secret-key-change-me-0123456789")
+    SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 # The base URL of this server: the `iss` of local licenses and the links in emails.
@@ -48,13 +58,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
+    "ninja",  # serves the API docs' Swagger UI from our own static files (no CDN, CSP 'self')
+    "dls_admin.apps.DlsAdminConfig",  # ops commands, health check, login throttle
     "licenses",
     "devices",
     "usage",
 ]
 
 MIDDLEWARE = [
+    "dls_admin.logging.RequestIdMiddleware",
+    "dls_admin.security.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "dls_admin.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,6 +115,32 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Security. The same headers in every environment; HTTPS-only parts in production (section
+# "Production" below). See docs/security.md.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=False)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+# Behind N proxies that append to X-Forwarded-For (e.g. 1 load balancer): the client address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Login throttling (dls_admin.login_throttle): failures per username / per address per window.
+AUTHENTICATION_BACKENDS = [
+    "dls_admin.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_ADDRESS", default=30)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -122,7 +163,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -179,11 +220,28 @@ DEV_SIGNING_KEY_FILE = VAR_DIR / "signing-key.txt"
 # Retention (SPEC section 8).
 REPORT_RETENTION_DAYS = env.int("REPORT_RETENTION_DAYS", default=400)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# Logs: everything to standard output; JSON lines (one object per record) in production.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOGGING = logging_config(json_format=LOG_FORMAT == "json", level=env.str("LOG_LEVEL", default="INFO"))
+
+# Production: HTTPS only (docs/operations.md). `manage.py check --deploy` passes with no warning.
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz"]  # load balancers probe over plain HTTP
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    # The header a TLS-terminating proxy sets, e.g. "HTTP_X_FORWARDED_PROTO,https". Only set it
+    # when that proxy always sets or strips the header; otherwise clients could forge it.
+    _proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+    if _proxy_ssl_header:
+        if len(_proxy_ssl_header) != 2:
+            raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be HEADER,value e.g. HTTP_X_FORWARDED_PROTO,https")
+        SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 VAR_DIR.mkdir(exist_ok=True)

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+"""Operations routes: /healthz (database and Redis) and /healthz/ping (no dependency)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from dls_admin import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("healthz/ping", views.ping, name="healthz-ping"),
+]

@@ -1,0 +1,122 @@
+"""The content security policy: the header is on every page, and in a real browser the portal,
+the admin and the API docs (Swagger UI) work under it with no violation."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tests import factories
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "pw-Test-12345"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/accounts/login/", "/admin/login/", "/api/v1/docs", "/healthz"])
+def test_it_sends_the_policy_on_every_page(client, settings, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    policy = response["Content-Security-Policy"]
+    assert policy == settings.CONTENT_SECURITY_POLICY
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_it_serves_the_api_docs_from_our_own_static_files(client):
+    html = client.get("/api/v1/docs").content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("swagger-ui-bundle.js" in a for a in assets)
+    assert all(a.startswith("/") for a in assets), assets  # no CDN
+    assert not re.search(r"<script>(?!\s*</script>)", html)  # no inline script
+
+
+@pytest.mark.django_db
+def test_it_can_report_only(client, settings):
+    from dls_admin.security import ContentSecurityPolicyMiddleware
+
+    settings.CSP_REPORT_ONLY = True
+    middleware = ContentSecurityPolicyMiddleware(lambda request: __import__("django.http").http.HttpResponse("x"))
+    response = middleware(None)
+    assert "Content-Security-Policy" not in response
+    assert response["Content-Security-Policy-Report-Only"] == settings.CONTENT_SECURITY_POLICY
+
+
+# In a browser ----------------------------------------------------------------------------------
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop; the ORM calls are sync
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    pw = playwright_sync.sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+    yield b
+    b.close()
+    pw.stop()
+
+
+def watched_page(browser):
+    page = browser.new_page()
+    page.violations = []
+    page.on(
+        "console",
+        lambda msg: page.violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    page.on("pageerror", lambda exc: page.violations.append(f"page error: {exc}"))
+    return page
+
+
+def login(page, base, url, username):
+    page.goto(base + url)
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_it_renders_the_api_docs_under_the_policy(browser, live_server):
+    page = watched_page(browser)
+    page.goto(live_server.url + "/api/v1/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+    assert "DLS Admin device API" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock", timeout=15000)  # the operations, from openapi.json
+    page.close()
+    assert page.violations == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_it_runs_the_admin_and_the_portal_under_the_policy(browser, live_server, transactional_db):
+    org = factories.org()
+    factories.license(organization=org, starts_at=timezone.now() - timezone.timedelta(days=1))
+    staff = factories.user(is_staff=True, is_superuser=True)
+    owner = factories.user(organization=org, role="owner")
+
+    page = watched_page(browser)
+    login(page, live_server.url, "/admin/login/", staff.username)
+    assert page.url.endswith("/admin/")
+    for url in ["/admin/licenses/license/", "/admin/auth/user/add/"]:
+        page.goto(live_server.url + url)
+        page.wait_for_load_state("networkidle")
+    page.close()
+
+    portal = watched_page(browser)
+    login(portal, live_server.url, reverse("login"), owner.username)
+    portal.goto(live_server.url + "/")
+    portal.wait_for_load_state("networkidle")
+    portal.close()
+    assert page.violations == [] and portal.violations == []

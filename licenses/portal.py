@@ -46,6 +46,20 @@ OPTION_LABELS = {
 }
 
 
+EDITION_LABELS = {"javascript": "JavaScript", "mobile": "Mobile", "desktop": "Desktop", "server": "Server"}
+
+
+def license_state(license, now: datetime) -> str:
+    """active, suspended, revoked, expired or not_started: what the customer needs to know."""
+    if license.status != "active":
+        return license.status
+    if now >= license.expires_at:
+        return "expired"
+    if now < license.starts_at:
+        return "not_started"
+    return "active"
+
+
 def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
@@ -101,7 +115,11 @@ class ItemSummary:
     item: LicenseItem
     meters: list[Meter] = field(default_factory=list)
     peak_30d: int | None = None  # seat and concurrent items
-    usable: bool = True
+    state: str = "active"  # the license's, see license_state
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "active"
 
     @property
     def option_label(self) -> str:
@@ -112,7 +130,7 @@ class ItemSummary:
         item = self.item
         parts = [rules.PRODUCTS.get(item.product, item.product)]
         if item.edition:
-            parts.append(item.edition.capitalize())
+            parts.append(EDITION_LABELS.get(item.edition, item.edition.capitalize()))
         if item.addon:
             parts.append(item.addon.replace("_", " ") + " add-on")
         return ", ".join(parts)
@@ -191,7 +209,7 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
 
     summaries = []
     for item in items:
-        s = ItemSummary(item, usable=item.license.status == "active" and item.license.is_in_term(now))
+        s = ItemSummary(item, state=license_state(item.license, now))
         # The rate window never reaches back before the license started.
         window_days = max(1, min(PROJECTION_DAYS, (today - item.license.starts_at.date()).days))
         if item.option == rules.PER_BARCODE_SCAN:

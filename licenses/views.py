@@ -26,18 +26,7 @@ from usage.models import OVERUSE_SPENT, QuotaCounter
 from . import rules
 from .access import can_change, get_organization_for, get_project_for, org_roles
 from .models import AlertRecipient, AuditLog, License, LicenseItem, Membership, Organization, Project
-from .portal import WARN_PERCENT, days_left, metric_label, summarize_items
-
-
-def license_state(license: License, now) -> str:
-    """active, suspended, revoked, expired or not_started: what the customer needs to know."""
-    if license.status != License.ACTIVE:
-        return license.status
-    if now >= license.expires_at:
-        return "expired"
-    if now < license.starts_at:
-        return "not_started"
-    return "active"
+from .portal import WARN_PERCENT, days_left, license_state, metric_label, summarize_items
 
 
 @require_GET

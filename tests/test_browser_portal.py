@@ -56,11 +56,22 @@ def w(transactional_db):
     return world(timezone.now(), devices=5)
 
 
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def new_page(browser, *, phone: bool = False):
     viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
     context = browser.new_context(viewport=viewport, accept_downloads=True)
     context.set_default_timeout(15000)
-    return context.new_page()
+    page = context.new_page()
+    # Console errors (a CSP violation, a missing static file, a script error) fail the test.
+    page.console_errors = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    page.on("response", lambda r: r.status >= 400 and page.console_errors.append(f"{r.status} {r.url}"))
+    return page
 
 
 def log_in(page, live_server, username: str) -> None:
@@ -90,6 +101,11 @@ def test_it_logs_in_and_reads_the_quota_bars(browser, live_server, w):
     # The bar's fill is drawn at 85 % of its track.
     assert bar.locator("rect.fill").get_attribute("width") == "85.00"
     assert "runs out on" in meter.inner_text()
+    # The stylesheet loaded under the content security policy, and nothing was refused.
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('.site-header')).backgroundColor") == "rgb(20, 32, 51)"
+    )
+    assert page.console_errors == []
     shot(page, "home")
     page.context.close()
 
@@ -143,11 +159,11 @@ def test_it_reorders_items_with_the_keyboard(browser, live_server, w):
     order = [i.pk for i in w.project.items_in_order()]
     assert order[:2] == [second.pk, first.pk]
     shown = page.locator("ol.items > li").evaluate_all("(els) => els.map((e) => e.id)")
+    assert page.console_errors == []
     assert shown[:2] == [f"item-{second.pk}", f"item-{first.pk}"]
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.get_by_role("button", name="Copy").click()
-    page.wait_for_function("document.getElementById('copy-status').textContent !== ''")
-    assert page.locator("#copy-status").inner_text() == "Copied."
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
     assert page.evaluate("navigator.clipboard.readText()") == w.project.license_key
     page.context.close()
 

@@ -76,9 +76,11 @@ def line_chart(labels: list[str], series: list[tuple[str, list[int]]], *, title:
 
     tick_every = max(1, n // 8)
     for i, label in enumerate(labels):
-        if i % tick_every == 0 or i == n - 1:
+        # Every tick_every-th label, and the last one (not crowding the one before it).
+        if i in (0, n - 1) or (i % tick_every == 0 and (n - 1 - i) * dx >= 70):
+            anchor = "middle" if n == 1 else "start" if i == 0 else "end" if i == n - 1 else "middle"
             parts.append(
-                f'<text class="axis" x="{x(i):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(label)}</text>'
+                f'<text class="axis" x="{x(i):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">{escape(label)}</text>'
             )
     for k, (name, values) in enumerate(series):
         cls = SERIES_CLASSES[k % len(SERIES_CLASSES)]

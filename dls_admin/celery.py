@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dls_admin.settings")
 
@@ -43,6 +44,19 @@ def _install_beat_schedule() -> None:
     from usage.schedule import beat_schedule
 
     app.conf.beat_schedule = beat_schedule()
+
+
+@setup_logging.connect
+def _use_django_logging(**kwargs) -> None:
+    """Workers and beat log through settings.LOGGING (plain or JSON lines on stdout), like the
+    web processes. Without this Celery installs its own handlers, and the ``celery`` logger of
+    settings.LOGGING, whose stream is sys.stdout, ends up writing into Celery's stdout
+    redirection proxy, which drops the records: worker and beat logs vanished."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
 
 
 _prepare_filesystem_broker()

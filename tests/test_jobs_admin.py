@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def staff_client(client):
     staff = factories.user(is_staff=True, is_superuser=True)
-    client.force_login(staff)
+    client.force_login(staff, backend="django.contrib.auth.backends.ModelBackend")
     return client
 
 
@@ -41,6 +41,8 @@ def test_staff_see_rollups_alerts_reminders_and_job_state_read_only(staff_client
 
 
 def test_customers_cannot_open_it(client):
-    client.force_login(factories.user(organization=factories.org()))
+    client.force_login(
+        factories.user(organization=factories.org()), backend="django.contrib.auth.backends.ModelBackend"
+    )
     response = client.get(reverse("admin:usage_concurrencyrollup_changelist"))
     assert response.status_code == 302

@@ -40,7 +40,13 @@ def start(args, env, log):
 
 
 def run_worker_and_beat(tmp_path, extra_env):
-    env = {**os.environ, "DATABASE_URL": database_url(), "DLS_BEAT_FAST_SECONDS": "1", **extra_env}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DLS_BEAT_FAST_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
     if "REDIS_URL" not in extra_env:
         env.pop("REDIS_URL", None)
     now = timezone.now()

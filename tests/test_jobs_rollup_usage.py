@@ -96,8 +96,19 @@ def test_running_twice_gives_the_same_rollups():
 
 def test_reports_received_after_now_wait_for_a_later_run():
     item = factories.item(option="per_barcode_scan", quantity=1000)
+    jobs.rollup_usage(now=DAY)  # not the first run: that one rolls everything there is
     fj.report(fj.device(item), slot_start=DAY, received_at=DAY + timedelta(minutes=5), counts={"barcode_scans": 9})
     jobs.rollup_usage(now=DAY + timedelta(minutes=4))
     assert rolled(item, "2h") == []
     jobs.rollup_usage(now=DAY + timedelta(minutes=14))
     assert rolled(item, "2h") == [(DAY, "barcode_scans", 9)]
+
+
+def test_the_first_run_rolls_the_whole_history():
+    item = factories.item(option="per_barcode_scan", quantity=1000)
+    d = fj.device(item)
+    fj.report(d, slot_start=DAY - timedelta(days=200), counts={"barcode_scans": 3})
+    fj.report(d, slot_start=DAY, counts={"barcode_scans": 4})
+    summary = jobs.rollup_usage(now=DAY + timedelta(hours=1))
+    assert summary["since"] == "1970-01-01T00:00:00Z"
+    assert rolled(item, "day") == [(DAY - timedelta(days=200), "barcode_scans", 3), (DAY, "barcode_scans", 4)]

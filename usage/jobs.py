@@ -183,26 +183,30 @@ def rollup_concurrency(*, now: datetime) -> dict:
         state = _lock_job(name)
         since = _window_start(state, now)
         item, report, slot_device, rollup = _t(LicenseItem), _t(UsageReport), _t(SlotDevice), _t(ConcurrencyRollup)
+        if state.watermark is None:
+            # First run (or after JobState was cleared): roll every closed slot, one GROUP BY.
+            source, params = f"{slot_device} sd", []
+        else:
+            source = f"""{slot_device} sd JOIN (
+                SELECT DISTINCT r.item_id, r.slot_start
+                FROM {report} r JOIN {item} ri ON ri.id = r.item_id
+                WHERE ri.option = %s AND r.received_at > %s AND r.received_at <= %s
+            ) a ON a.item_id = sd.item_id AND a.slot_start = sd.slot_start"""
+            params = [rules.PER_CONCURRENT_DEVICE, since, now]
         rolled = _execute(
             f"""
             INSERT INTO {rollup} (item_id, slot_start, active_devices, "limit", overuse_devices)
-            WITH affected AS (
-                SELECT DISTINCT r.item_id, r.slot_start
-                FROM {report} r JOIN {item} i ON i.id = r.item_id
-                WHERE i.option = %s AND r.received_at > %s AND r.received_at <= %s AND r.slot_start <= %s
-            )
             SELECT sd.item_id, sd.slot_start, COUNT(*), i.quantity,
                    SUM(CASE WHEN sd.overuse THEN 1 ELSE 0 END)
-            FROM {slot_device} sd
-            JOIN affected a ON a.item_id = sd.item_id AND a.slot_start = sd.slot_start
+            FROM {source}
             JOIN {item} i ON i.id = sd.item_id
-            WHERE 1 = 1
+            WHERE sd.slot_start <= %s
             GROUP BY sd.item_id, sd.slot_start, i.quantity
             ON CONFLICT (item_id, slot_start) DO UPDATE SET
                 active_devices = excluded.active_devices, "limit" = excluded."limit",
                 overuse_devices = excluded.overuse_devices
             """,
-            [rules.PER_CONCURRENT_DEVICE, since, now, closed_before],
+            [*params, closed_before],
         )
         first_open = UsageReport.objects.filter(
             item__option=rules.PER_CONCURRENT_DEVICE,
@@ -231,44 +235,43 @@ def rollup_usage(*, now: datetime) -> dict:
         upsert = """
             ON CONFLICT (item_id, granularity, bucket_start, metric) DO UPDATE SET count = excluded.count
         """
-        buckets = _execute(
-            f"""
-            INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)
-            WITH affected AS (
-                SELECT DISTINCT r.item_id,
-                       {_floor_sql("r.slot_start", BUCKET_SECONDS)} AS bucket_start,
-                       {_floor_sql("r.slot_start", BUCKET_SECONDS, BUCKET_SECONDS)} AS bucket_end
-                FROM {report} r
-                WHERE r.received_at > %s AND r.received_at <= %s
-            )
-            SELECT c.item_id, %s, a.bucket_start, c.metric, SUM(c.count)
-            FROM {count} c
-            JOIN affected a ON a.item_id = c.item_id AND c.slot_start >= a.bucket_start AND c.slot_start < a.bucket_end
-            WHERE 1 = 1
-            GROUP BY c.item_id, a.bucket_start, c.metric
-            {upsert}
-            """,
-            [since, now, UsageRollup.TWO_HOURS],
-        )
-        days = _execute(
-            f"""
-            INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)
-            WITH affected AS (
-                SELECT DISTINCT r.item_id,
-                       {_floor_sql("r.slot_start", DAY_SECONDS)} AS day_start,
-                       {_floor_sql("r.slot_start", DAY_SECONDS, DAY_SECONDS)} AS day_end
-                FROM {report} r
-                WHERE r.received_at > %s AND r.received_at <= %s
-            )
-            SELECT u.item_id, %s, a.day_start, u.metric, SUM(u.count)
-            FROM {rollup} u
-            JOIN affected a ON a.item_id = u.item_id AND u.bucket_start >= a.day_start AND u.bucket_start < a.day_end
-            WHERE u.granularity = %s
-            GROUP BY u.item_id, a.day_start, u.metric
-            {upsert}
-            """,
-            [since, now, UsageRollup.DAY, UsageRollup.TWO_HOURS],
-        )
+        if state.watermark is None:
+            # First run (or after JobState was cleared): every bucket and day, one GROUP BY each.
+            bucket, day = _floor_sql("c.slot_start", BUCKET_SECONDS), _floor_sql("u.bucket_start", DAY_SECONDS)
+            two_hour_sql = f"""
+                SELECT c.item_id, %s, {bucket}, c.metric, SUM(c.count) FROM {count} c
+                WHERE 1 = 1 GROUP BY c.item_id, {bucket}, c.metric"""
+            day_sql = f"""
+                SELECT u.item_id, %s, {day}, u.metric, SUM(u.count) FROM {rollup} u
+                WHERE u.granularity = %s GROUP BY u.item_id, {day}, u.metric"""
+            two_hour_params, day_params = [UsageRollup.TWO_HOURS], [UsageRollup.DAY, UsageRollup.TWO_HOURS]
+        else:
+            # The buckets and days of reports received in the window, each recomputed whole.
+            two_hour_sql = f"""
+                SELECT c.item_id, %s, a.bucket_start, c.metric, SUM(c.count)
+                FROM {count} c JOIN (
+                    SELECT DISTINCT r.item_id,
+                           {_floor_sql("r.slot_start", BUCKET_SECONDS)} AS bucket_start,
+                           {_floor_sql("r.slot_start", BUCKET_SECONDS, BUCKET_SECONDS)} AS bucket_end
+                    FROM {report} r WHERE r.received_at > %s AND r.received_at <= %s
+                ) a ON a.item_id = c.item_id AND c.slot_start >= a.bucket_start AND c.slot_start < a.bucket_end
+                WHERE 1 = 1
+                GROUP BY c.item_id, a.bucket_start, c.metric"""
+            day_sql = f"""
+                SELECT u.item_id, %s, a.day_start, u.metric, SUM(u.count)
+                FROM {rollup} u JOIN (
+                    SELECT DISTINCT r.item_id,
+                           {_floor_sql("r.slot_start", DAY_SECONDS)} AS day_start,
+                           {_floor_sql("r.slot_start", DAY_SECONDS, DAY_SECONDS)} AS day_end
+                    FROM {report} r WHERE r.received_at > %s AND r.received_at <= %s
+                ) a ON a.item_id = u.item_id AND u.bucket_start >= a.day_start AND u.bucket_start < a.day_end
+                WHERE u.granularity = %s
+                GROUP BY u.item_id, a.day_start, u.metric"""
+            two_hour_params = [UsageRollup.TWO_HOURS, since, now]
+            day_params = [UsageRollup.DAY, since, now, UsageRollup.TWO_HOURS]
+        insert = f"INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)"
+        buckets = _execute(f"{insert} {two_hour_sql} {upsert}", two_hour_params)
+        days = _execute(f"{insert} {day_sql} {upsert}", day_params)
         JobState.objects.filter(pk=state.pk).update(watermark=now)
     return {"job": name, "buckets_rolled": buckets, "days_rolled": days, "since": _iso(since), "watermark": _iso(now)}
 
@@ -489,23 +492,23 @@ def send_renewal_reminders(*, now: datetime) -> dict:
 
 def _purge(model, where: str, params: Sequence, *, children: Sequence[tuple] = (), batch: int = PURGE_BATCH) -> dict:
     """Delete ``model`` rows matching ``where`` (and their ``children`` rows first: (model, fk
-    column)) in batches by primary key, one transaction per batch, so a killed run keeps what it
-    finished and the next run continues."""
+    column)) in batches by primary key range, one transaction per batch: a killed run keeps
+    what it finished and the next run continues. Each batch is a cheap primary-key range scan."""
     table = _t(model)
     deleted = {model._meta.model_name: 0, **{child._meta.model_name: 0 for child, _ in children}}
-    while True:
+    low, high = _fetchall(f"SELECT MIN(id), MAX(id) FROM {table} WHERE {where}", params)[0]
+    if low is None:
+        return deleted
+    for start in range(low, high + 1, batch):
+        cond = f"id >= %s AND id < %s AND {where}"
+        cond_params = [start, start + batch, *params]
         with transaction.atomic():
-            bound = _fetchall(f"SELECT id FROM {table} WHERE {where} ORDER BY id LIMIT 1 OFFSET {batch - 1}", params)
-            cond, cond_params = where, list(params)
-            if bound:
-                cond, cond_params = f"{where} AND id <= %s", [*params, bound[0][0]]
             for child, fk in children:
                 deleted[child._meta.model_name] += _execute(
                     f"DELETE FROM {_t(child)} WHERE {fk} IN (SELECT id FROM {table} WHERE {cond})", cond_params
                 )
             deleted[model._meta.model_name] += _execute(f"DELETE FROM {table} WHERE {cond}", cond_params)
-        if not bound:
-            return deleted
+    return deleted
 
 
 def purge_old_data(*, now: datetime, batch: int = PURGE_BATCH) -> dict:

@@ -16,10 +16,6 @@ from django.utils import timezone
 from devices.models import Device
 from tests.factories_portal import world
 
-# Playwright's sync API keeps an event loop running in this thread; the ORM calls of these tests
-# are plain synchronous code, so Django's async-safety check must be told so.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 PASSWORD = "pw-Test-12345"  # tests.factories.user's password
@@ -33,6 +29,11 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def browser():
     playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls of these
+    # tests are plain synchronous code, so Django's async-safety check must be told so (only
+    # while the browser runs: the rest of the suite keeps the check).
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     pw = playwright_sync.sync_playwright().start()
     b = pw.chromium.launch(
         executable_path=CHROMIUM,
@@ -49,6 +50,10 @@ def browser():
     yield b
     b.close()
     pw.stop()
+    if before is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 Both are read-only: devices change only through the device API and services (the "Release seat"
 action calls ``devices.services.release_device``); decisions are a record, never edited.
+
 Decisions of a project or a device are the Decision changelist filtered by
-``?project__id__exact=<id>`` or ``?device__id__exact=<id>`` (see ``decisions_admin_url``), linked
-from the device list, the device page and each decision's project cell.
+``?project__id__exact=<id>`` and ``&device_uuid=<uuid>`` (see ``decisions_admin_url``), linked
+from the device list, the device page and each decision's project cell. A device's decisions are
+found by its uuid within its project, not by the foreign key, so that refusals recorded before
+the device had a row (a new device refused a seat) are listed too.
 """
 
 from __future__ import annotations
@@ -12,27 +15,45 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
-from django.db.models import Subquery
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+from django.utils.timezone import localtime
 
 from devices.models import Decision, Device
 
-DECISIONS_INLINE_LIMIT = 20
+DECISIONS_SHOWN = 20  # on a device's page; the rest are one link away
 
 
 def decisions_admin_url(*, project=None, device=None, **filters) -> str:
-    """The admin changelist of decisions, filtered to a project and/or a device. Other apps (the
-    project admin, the staff dashboard) link here rather than embedding decisions themselves."""
+    """The admin changelist of decisions, filtered to a project and/or a device (by its uuid in
+    its project). Other apps (the project admin, the staff dashboard) link here rather than
+    embedding decisions themselves; extra ``filters`` are query lookups, e.g. ``code__exact=120``."""
     query = {}
+    if device is not None:
+        project = device.project_id
+        query["device_uuid"] = device.device_uuid
     if project is not None:
         query["project__id__exact"] = getattr(project, "pk", project)
-    if device is not None:
-        query["device__id__exact"] = getattr(device, "pk", device)
     query.update(filters)
     url = reverse("admin:devices_decision_changelist")
     return f"{url}?{urlencode(query)}" if query else url
+
+
+def device_decisions(device: Device):
+    """Every decision about a device, newest first."""
+    return Decision.objects.filter(project_id=device.project_id, device_uuid=device.device_uuid).order_by(
+        "-created_at", "-id"
+    )
+
+
+def verdict_text(decision: Decision) -> str:
+    return "allowed" if decision.allowed else f"refused {decision.code or ''}".strip()
+
+
+_COUNTS_ORDER = ["module", "used", "active", "quantity", "limit", "ceiling", "grace", "budget", "spent"]
 
 
 def format_counts(counts) -> str:
@@ -41,50 +62,10 @@ def format_counts(counts) -> str:
         return ""
     if not isinstance(counts, dict):
         return str(counts)
-    # PostgreSQL's jsonb does not keep key order: show the usual ones in reading order, then the rest.
+    # PostgreSQL's jsonb does not keep key order: the usual ones in reading order, then the rest.
     order = {name: i for i, name in enumerate(_COUNTS_ORDER)}
     names = sorted(counts, key=lambda name: (order.get(name, len(order)), name))
     return " · ".join(f"{name} {counts[name]}" for name in names)
-
-
-_COUNTS_ORDER = ["module", "used", "active", "quantity", "limit", "ceiling", "grace", "budget", "spent"]
-
-
-class DecisionInline(admin.TabularInline):
-    """The latest decisions of a device; the full list is one link away (the changelist)."""
-
-    model = Decision
-    fk_name = "device"
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = True
-    verbose_name_plural = f"Latest decisions (up to {DECISIONS_INLINE_LIMIT})"
-    fields = ["created_at", "endpoint", "verdict", "code", "rule", "item", "counts_text", "message"]
-    readonly_fields = fields
-    ordering = ["-created_at", "-id"]
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request).select_related("item")
-        object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
-        if not object_id:
-            return queryset.none()
-        latest = Decision.objects.filter(device_id=object_id).order_by("-created_at", "-id").values("id")
-        return queryset.filter(id__in=Subquery(latest[:DECISIONS_INLINE_LIMIT]))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="verdict")
-    def verdict(self, obj: Decision) -> str:
-        return "allowed" if obj.allowed else "refused"
-
-    @admin.display(description="counts")
-    def counts_text(self, obj: Decision) -> str:
-        return format_counts(obj.counts)
 
 
 @admin.register(Device)
@@ -107,10 +88,8 @@ class DeviceAdmin(admin.ModelAdmin):
     date_hierarchy = "last_seen_at"
     show_full_result_count = False
     actions = ["release_seat"]
-    inlines = [DecisionInline]
-    readonly_fields = ["decisions_link"]
     fieldsets = [
-        (None, {"fields": ["project", "device_uuid", "item", "state", "decisions_link"]}),
+        (None, {"fields": ["project", "device_uuid", "item", "state"]}),
         ("Client", {"fields": ["client_type", "origin", "platform", "device_name", "sdk_version"]}),
         (
             "Times",
@@ -125,10 +104,11 @@ class DeviceAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (f"Decisions (latest {DECISIONS_SHOWN})", {"fields": ["decisions_link", "latest_decisions"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Device._meta.fields if f.name != "id"] + ["decisions_link"]
+        return [f.name for f in Device._meta.fields if f.name != "id"] + ["decisions_link", "latest_decisions"]
 
     def has_add_permission(self, request) -> bool:
         return False  # devices come from the device API
@@ -137,7 +117,7 @@ class DeviceAdmin(admin.ModelAdmin):
         return False  # released or expired devices keep their row (history, late usage)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False  # read-only page; the one change staff make is the action below
+        return False  # a read-only page; the one change staff make is the action below
 
     def has_release_permission(self, request) -> bool:
         return request.user.has_perm("devices.change_device")
@@ -148,19 +128,49 @@ class DeviceAdmin(admin.ModelAdmin):
             return ""
         return format_html('<a href="{}">decisions</a>', decisions_admin_url(device=obj))
 
+    @admin.display(description="latest")
+    def latest_decisions(self, obj: Device) -> str:
+        if obj.pk is None:
+            return ""
+        decisions = list(device_decisions(obj).select_related("item")[:DECISIONS_SHOWN])
+        if not decisions:
+            return "none"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    date_format(localtime(d.created_at), "Y-m-d H:i:s"),
+                    d.endpoint,
+                    verdict_text(d),
+                    d.rule,
+                    d.item or "-",
+                    format_counts(d.counts),
+                    d.message,
+                )
+                for d in decisions
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>at</th><th>endpoint</th><th>verdict</th><th>rule</th><th>item</th>"
+            "<th>counts</th><th>message</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
     @admin.action(description="Release seat of the selected devices", permissions=["release"])
     def release_seat(self, request, queryset) -> None:
         from devices.services import release_device
 
         now = timezone.now()
-        released = 0
-        for device in queryset.select_related("item"):
+        released = skipped = 0
+        for device in queryset:
             if release_device(device=device, now=now, actor=request.user):
                 released += 1
-        skipped = queryset.count() - released
+            else:
+                skipped += 1
         self.message_user(request, f"Released {released} device(s).", messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} device(s) held no seat (already released).", messages.INFO)
+            self.message_user(request, f"{skipped} device(s) held no seat (released or expired).", messages.INFO)
 
 
 @admin.register(Decision)
@@ -173,11 +183,10 @@ class DecisionAdmin(admin.ModelAdmin):
         "device_link",
         "project_link",
         "item",
-        "allowed",
-        "code",
+        "verdict",
         "rule",
         "counts_text",
-        "message",
+        "short_message",
     ]
     list_filter = ["endpoint", "allowed", "code", "rule", "project"]
     search_fields = ["=device_uuid"]
@@ -223,6 +232,14 @@ class DecisionAdmin(admin.ModelAdmin):
     def project_link(self, obj: Decision) -> str:
         return format_html('<a href="{}">{}</a>', decisions_admin_url(project=obj.project_id), obj.project)
 
+    @admin.display(description="verdict", ordering="allowed")
+    def verdict(self, obj: Decision) -> str:
+        return verdict_text(obj)
+
     @admin.display(description="counts")
     def counts_text(self, obj: Decision) -> str:
         return format_counts(obj.counts)
+
+    @admin.display(description="message")
+    def short_message(self, obj: Decision) -> str:
+        return Truncator(obj.message).chars(90)

@@ -153,9 +153,21 @@ def test_device_page_shows_its_latest_decisions_read_only(staff_client, seat_wor
         )
     html = staff_client.get(reverse("admin:devices_device_change", args=[d1.pk])).content.decode()
     assert "refresh_29" in html and "refresh_10" in html
-    assert "refresh_09" not in html  # only the latest 20 inline; the rest via the decisions link
+    assert "refresh_09" not in html  # only the latest 20; the rest via the decisions link
+    assert "active 3 · quantity 10 · ceiling 11" in html
     assert decisions_admin_url(device=d1) in html.replace("&amp;", "&")
     assert 'name="device_uuid"' not in html
+
+
+def test_a_device_s_decisions_include_refusals_from_before_it_had_a_row(staff_client, seat_world):
+    item, _, d2, other = seat_world
+    # dev-2 was refused a seat (no device row linked then), then got one later.
+    decision(other.project, "dev-2", rule="same_uuid_other_project")
+    html = staff_client.get(reverse("admin:devices_device_change", args=[d2.pk])).content.decode()
+    assert "seat_grace_exhausted" in html and "11 of 10 seats are taken (grace 1)" in html
+    assert "same_uuid_other_project" not in html
+    listed = results(staff_client.get(decisions_admin_url(device=d2)))
+    assert "seat_grace_exhausted" in listed and "same_uuid_other_project" not in listed
 
 
 def test_non_staff_cannot_see_decisions(client, seat_world):

@@ -14,8 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The test process's own switches (browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright).
+_NOT_INHERITED = ("PYTEST_VERSION", "DJANGO_SETTINGS_MODULE", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+
+
 def production_env(**overrides: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_VERSION", "DJANGO_SETTINGS_MODULE", "DEBUG")}
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env.update(
         DJANGO_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(50),

@@ -62,7 +62,9 @@ def _hit(scope: str, identity: str, rate: Rate, now: float) -> int | None:
     window = int(now // rate.period)
     digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     key = f"rl:{scope}:{rate.period}:{digest}:{window}"
-    timeout = rate.period - int(now % rate.period) + 2  # outlives its window by a little
+    # Outlives its window by a margin: with clock skew between web hosts a late request may still
+    # count in it, and Redis INCR on a key that has just expired would recreate it without expiry.
+    timeout = rate.period - int(now % rate.period) + 10
     if cache.add(key, 1, timeout=timeout):
         count = 1
     else:

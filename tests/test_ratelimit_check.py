@@ -152,8 +152,8 @@ def test_it_sets_an_expiry_on_its_counters(fresh_cache):
         client = redis.Redis.from_url(REDIS_URL)
         keys = client.keys(f"{cache.key_prefix}:*rl:dev:*")
         assert keys
-        assert all(0 < client.ttl(k) <= 3 for k in keys)
+        assert all(0 < client.ttl(k) <= 11 for k in keys)  # 1 s window + 10 s margin
     else:
         now = time.time()
         assert cache._expire_info
-        assert all(now < exp <= now + 3 for exp in cache._expire_info.values())
+        assert all(now < exp <= now + 11 for exp in cache._expire_info.values())

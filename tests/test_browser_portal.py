@@ -157,7 +157,14 @@ def test_it_reorders_items_with_the_keyboard(browser, live_server, w):
     log_in(page, live_server, w.owner.username)
     page.goto(live_server.url + reverse("licenses:project", args=[w.project.pk]))
     shot(page, "project")
-    page.get_by_role("button", name=f"Move item #{first.pk} down").focus()
+    # Reach the button with the keyboard: focus is visible on it.
+    button = page.get_by_role("button", name=f"Move item #{first.pk} down")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if button.evaluate("(b) => b === document.activeElement"):
+            break
+    assert button.evaluate("(b) => b === document.activeElement")
+    assert button.evaluate("(b) => getComputedStyle(b).outlineStyle") == "solid"
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "Consumption order saved." in page.content()

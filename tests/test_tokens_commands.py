@@ -51,6 +51,13 @@ def test_verify_license_says_why_and_exits_non_zero(keys, make_token, reason):
     assert err.startswith(reason)
 
 
+def test_verify_license_reads_standard_input(keys, monkeypatch):
+    token = sign_local_license({"sub": "dev-1", "exp": FAR})
+    monkeypatch.setattr("sys.stdin", io.StringIO(token + "\n"))
+    code, out, _ = run("verify_license", "-")
+    assert code == 0 and json.loads(out)["sub"] == "dev-1"
+
+
 def test_verify_license_refuses_a_token_of_a_retired_key(keys):
     token = sign_local_license({"sub": "d", "exp": FAR})
     with override_settings(SIGNING_KEYS=[generate_private_key_text()]):

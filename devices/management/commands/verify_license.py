@@ -14,9 +14,11 @@ class Command(BaseCommand):
     help = "Print the verified claims of a local license as JSON, or 'invalid: <reason>' on stderr (exit 1)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("token", help="the local license (compact JWS)")
+        parser.add_argument("token", help="the local license (compact JWS), or - to read it from standard input")
 
     def handle(self, *args, token: str, **options) -> None:
+        if token == "-":
+            token = sys.stdin.read().strip()
         try:
             claims = verify_local_license(token)
         except TokenError as exc:

@@ -128,7 +128,7 @@ def _split_origin(origin: str) -> tuple[str, str, int | None]:
     else:
         host, port_text = rest, None
     port = None
-    if port_text is not None:
+    if port_text:  # "https://x.com:" has an empty port: the default one, as browsers read it
         if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
             raise ValueError(f"invalid port {port_text!r}")
         port = int(port_text)

@@ -20,6 +20,8 @@ from licenses.domains import normalize_host, normalize_origin, origin_host
         ("https://app.example.com.", "https://app.example.com"),
         ("https://app.example.com.:8443", "https://app.example.com:8443"),
         ("https://app.example.com/", "https://app.example.com"),
+        ("https://app.example.com:", "https://app.example.com"),
+        ("http://[::1]:", "http://[::1]"),
         ("  https://app.example.com  ", "https://app.example.com"),
         ("https://bücher.de", "https://xn--bcher-kva.de"),
         ("https://BÜCHER.de", "https://xn--bcher-kva.de"),

@@ -59,6 +59,8 @@ DAY_SECONDS = 86400
 # How long after its received_at a report's transaction may still commit; each run re-reads
 # reports received this long before the previous watermark.
 LATE_COMMIT_MARGIN = timedelta(minutes=5)
+# A report's slot may start at most this far after it is received (SPEC section 6).
+MAX_FUTURE_SLOT = timedelta(minutes=5)
 ALERT_THRESHOLDS = (60, 80, 100)
 REMINDER_DAYS = (90, 60, 30, 14, 7, 0)
 PURGE_BATCH = 10_000
@@ -208,9 +210,11 @@ def rollup_concurrency(*, now: datetime) -> dict:
             """,
             [*params, closed_before],
         )
+        # The API refuses slots more than 5 minutes ahead, so a report of a still-open slot was
+        # received after closed_before - 5 min: the received_at index bounds this to a few minutes.
         first_open = UsageReport.objects.filter(
             item__option=rules.PER_CONCURRENT_DEVICE,
-            received_at__gt=since,
+            received_at__gt=max(since, closed_before - MAX_FUTURE_SLOT - LATE_COMMIT_MARGIN),
             received_at__lte=now,
             slot_start__gt=closed_before,
         ).aggregate(m=Min("received_at"))["m"]

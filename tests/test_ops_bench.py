@@ -1,0 +1,56 @@
+"""bench_api's parts: the load generator against a real server counts what the server counts,
+and the docs/benchmarks.md writer replaces only its own section."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+
+from dls_admin.loadgen import Scenario, percentile, prepare
+from dls_admin.management.commands import bench_api
+from tests import factories
+from usage.models import UsageCount, UsageReport
+
+
+def test_it_takes_percentiles():
+    values = sorted(float(v) for v in range(1, 101))
+    assert percentile(values, 0.5) in (50.0, 51.0) and percentile(values, 0.99) == 99.0
+    assert percentile([3.0], 0.99) == 3.0
+
+
+@pytest.mark.slow
+def test_the_load_generator_and_the_server_agree_on_every_report(live_server, transactional_db, settings):
+    settings.API_RATE_LIMIT = "0"
+    settings.API_RATE_LIMIT_ADDRESS = "0"
+    lic = factories.license(starts_at=timezone.now() - timedelta(days=1))
+    project = factories.project(organization=lic.organization)
+    factories.item("per_barcode_scan", project=project, license=lic, quantity=10**9, edition="mobile")
+    plan = {
+        "base_url": live_server.url, "license_key": project.license_key, "run": "t", "concurrency": 4,
+        "usage_devices": [f"use-{i}" for i in range(4)], "duplicate_fraction": 0.3,
+    }  # fmt: skip
+    assert prepare(plan) == {"usage_devices": 4, "refused": 0}
+    result = Scenario(plan, "usage").run(concurrency=4, duration=1.0, warmup=0.2)
+    assert result["errors"] == 0 and result["accepted"] > 0 and result["duplicates"] > 0
+    assert result["sent_scans"] == result["counted_scans"]
+    assert UsageReport.objects.filter(device__project=project).count() == result["accepted"]
+    stored = UsageCount.objects.filter(report__device__project=project).aggregate(n=Sum("count"))["n"]
+    assert stored == result["sent_scans"]
+
+
+def test_it_replaces_only_the_api_section(tmp_path, monkeypatch):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nIntro.\n\n## API\n\nold table\n\n## Jobs\n\njobs table\n")
+    monkeypatch.setattr(bench_api, "DOC", doc)
+    bench_api.Command().write_doc("| new | table |\n")
+    text = doc.read_text()
+    assert "old table" not in text and "| new | table |" in text
+    assert text.startswith("# Benchmarks\n\nIntro.\n\n## API\n") and text.endswith("## Jobs\n\njobs table\n")
+
+    doc.write_text("# Benchmarks\n\n## Jobs\n\njobs table\n")
+    bench_api.Command().write_doc("| t |\n")
+    text = doc.read_text()
+    assert text.index("## Jobs") < text.index("## API") and "jobs table" in text and "| t |" in text

@@ -64,6 +64,8 @@ def _origin(value: str | None) -> str | None:
 
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# scheme://host[:port]: the shape only; the host must also be a valid host name (licenses.domains).
+ORIGIN_SHAPE = r"^[A-Za-z][A-Za-z0-9+.-]*://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)(:[0-9]{1,5})?/?$"
 
 LicenseKey = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
 DeviceUuid = Annotated[
@@ -89,6 +91,15 @@ class _Request(Schema):
 
 
 class AuthorizeRequest(_Request):
+    # JSON Schema 2020-12 (OpenAPI 3.1): origin is required when client_type is web.
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "if": {"properties": {"client_type": {"const": "web"}}, "required": ["client_type"]},
+            "then": {"required": ["origin"], "properties": {"origin": {"type": "string"}}},
+        },
+    )
+
     license_key: LicenseKey
     device_uuid: DeviceUuid
     product: Product
@@ -98,10 +109,10 @@ class AuthorizeRequest(_Request):
         BeforeValidator(_empty_to_none),
     ] = Field(None, description='none for the base SDK; "barcode_reader" for the dwt Barcode Reader add-on')
     client_type: ClientType
-    origin: Annotated[Annotated[StrictStr, Field(min_length=1, max_length=300)] | None, AfterValidator(_origin)] = (
-        Field(
-            None, description="required for client_type web: scheme://host[:port]", examples=["https://app.example.com"]
-        )
+    origin: Annotated[
+        Annotated[StrictStr, Field(min_length=1, max_length=300, pattern=ORIGIN_SHAPE)] | None, AfterValidator(_origin)
+    ] = Field(
+        None, description="required for client_type web: scheme://host[:port]", examples=["https://app.example.com"]
     )
     platform: Annotated[StrictStr, Field(max_length=64, pattern=NO_CONTROL)] | None = None
     device_name: Annotated[StrictStr, Field(max_length=255, pattern=NO_CONTROL)] | None = None

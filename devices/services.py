@@ -215,19 +215,31 @@ def quota_verdict(item: LicenseItem, counters: dict[str, int], *, modules: set[s
     return Verdict(item, True, "pages_available", counts=counts)
 
 
-def _lock_item(item: LicenseItem) -> None:
-    list(LicenseItem.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True))
+def lock_item(item: LicenseItem) -> None:
+    """Serialize the seat and slot allocations of one item until the transaction ends.
+
+    FOR NO KEY UPDATE (not FOR UPDATE): allocators exclude each other, but inserts that merely
+    reference the item (decisions, reports) are not blocked. With FOR UPDATE, a request holding
+    the item lock that waits on a device row being updated by a retry, which itself inserts a
+    decision referencing the item, deadlocks (seen in tests/test_api_races.py). SQLite ignores
+    the clause: its IMMEDIATE transactions hold the database write lock from BEGIN."""
+    list(LicenseItem.objects.select_for_update(no_key=True).filter(pk=item.pk).values_list("pk", flat=True))
 
 
-def seat_verdict(item: LicenseItem, device: Device | None, *, now: datetime) -> Verdict:
+def seat_verdict(item: LicenseItem, device: Device | None, *, now: datetime, device_uuid: str = "") -> Verdict:
     """A seat (client device) or a server for ``device`` on ``item``, the item row locked."""
     noun = "servers" if item.option == rules.PER_SERVER else "seats"
     holds = (
         device is not None and device.item_id == item.pk and device.state == Device.ACTIVE and device.active_until > now
     )
     if not holds:
-        _lock_item(item)  # before counting: whoever counts next sees this device
-    counts = seat_counts(item, now=now)
+        lock_item(item)  # before counting: whoever counts next sees this device
+    # Not counting the requesting device_uuid: when the same new device authorizes twice at once,
+    # the other request's seat is its own (the second insert then conflicts and is retried).
+    active = Device.objects.filter(item=item, state=Device.ACTIVE, active_until__gt=now)
+    if device_uuid and not holds:
+        active = active.exclude(device_uuid=device_uuid)
+    counts = {"active": active.count(), "quantity": item.quantity, "ceiling": item.seat_ceiling}
     if holds:
         return Verdict(item, True, f"{noun}_kept", counts=counts)
     if counts["active"] >= counts["ceiling"]:
@@ -250,14 +262,16 @@ def overuse_counts(item: LicenseItem, counters: dict[str, int] | None = None) ->
     }
 
 
-def item_verdict(item: LicenseItem, device: Device | None, *, origin: str | None, now: datetime) -> Verdict:
+def item_verdict(
+    item: LicenseItem, device: Device | None, *, origin: str | None, now: datetime, device_uuid: str = ""
+) -> Verdict:
     """Whether ``item`` takes this authorization: term first, then the option's rule."""
     refusal = term_verdict(item, now=now)
     if refusal is not None:
         return refusal
     option = item.option
     if option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER):
-        return seat_verdict(item, device, now=now)
+        return seat_verdict(item, device, now=now, device_uuid=device_uuid)
     if option in (rules.PER_BARCODE_SCAN, rules.PER_PAGE):
         return quota_verdict(item, counter_values(item))
     if option == rules.PER_DOMAIN:
@@ -316,9 +330,11 @@ def authorize(*, data, now: datetime) -> ApiResult:
     if not matching:
         what = " ".join(f"{k} {v}" for k, v in wanted.items() if v)
         verdict = Verdict(None, False, "no_matching_item", f"no item of this project serves {what}", code=104)
+        device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
         record_decision(
-            project=project, endpoint=Decision.AUTHORIZE, verdict=verdict, now=now, device_uuid=data.device_uuid
-        )
+            project=project, endpoint=Decision.AUTHORIZE, verdict=verdict, now=now, device=device,
+            device_uuid=data.device_uuid,
+        )  # fmt: skip
         return ApiResult.refusal(104, verdict.message)
     for attempt in range(3):
         try:
@@ -340,7 +356,7 @@ def _authorize_locked(project: Project, data, matching: list[LicenseItem], *, no
         candidates.sort(key=lambda i: i.pk != device.item_id)
     verdicts: dict[int, Verdict] = {}
     for item in candidates:
-        verdict = item_verdict(item, device, origin=data.origin, now=now)
+        verdict = item_verdict(item, device, origin=data.origin, now=now, device_uuid=data.device_uuid)
         if verdict.allowed:
             device = _bind(project, device, item, data, now=now)
             record_decision(

@@ -27,6 +27,7 @@ from devices.services import (
     active_until_for,
     error_detail,
     local_license,
+    lock_item,
     overuse_counts,
     project_for_key,
     quota_verdict,
@@ -196,7 +197,7 @@ def _usage_verdict(
 def admit_to_slot(item: LicenseItem, device: Device, slot_start: datetime) -> Verdict:
     """Count the device in the slot of a per_concurrent_device item, within the quantity, or
     above it up to the overuse ceiling while the budget lasts; the item row is locked first."""
-    list(LicenseItem.objects.select_for_update().filter(pk=item.pk).values_list("pk", flat=True))
+    lock_item(item)
     slot = rfc3339(slot_start)
     counts = overuse_counts(item)
     in_slot = SlotDevice.objects.filter(item=item, slot_start=slot_start)

@@ -140,6 +140,10 @@ class Fleet:
     def __init__(self, config: FleetConfig, *, out: Callable[[str], None] = print, http: httpx.Client | None = None):
         if not 1 <= config.slots <= MAX_SLOTS:
             raise ValueError(f"slots must be 1 to {MAX_SLOTS} (29 days)")
+        if config.speed != 0 and config.speed < 1:
+            raise ValueError(
+                "speed must be 0 (as fast as possible) or at least 1: slower than real time would age reports"
+            )
         if not config.profiles:
             raise ValueError("no device profile")
         self.config = config

@@ -82,8 +82,11 @@ def record_failure(*, username: str, address: str, now: float | None = None) -> 
     _, _, window = _limits()
     now = time.time() if now is None else now
     for key, _limit in _counters(username, address):
-        # The value is [count, window end]; add() creates it atomically, incr() does not reset
-        # the expiry in Redis or locmem, so the window is fixed from the first failure.
+        until = cache.get(f"{key}:until")
+        if until is not None and until <= now:  # the window ended before the cache expired it
+            cache.delete_many([key, f"{key}:until"])
+        # The count and the window's end; add() creates the count atomically, incr() does not
+        # reset the expiry in Redis or locmem, so the window is fixed from the first failure.
         if cache.add(key, 1, timeout=window):
             cache.set(f"{key}:until", now + window, timeout=window)
             continue
@@ -101,8 +104,11 @@ def throttled_for(*, username: str, address: str, now: float | None = None) -> i
     for key, limit in _counters(username, address):
         count = cache.get(key) or 0
         if count >= limit:
+            # The window's end is checked here too, not only left to the cache's expiry, so the
+            # throttle ends on time whatever the cache's clock granularity.
             until = cache.get(f"{key}:until") or now + _limits()[2]
-            waits.append(max(1, math.ceil(until - now)))
+            if until > now:
+                waits.append(max(1, math.ceil(until - now)))
     return max(waits) if waits else None
 
 

@@ -81,6 +81,8 @@ def test_it_lets_the_user_in_again_after_the_window(client):
         clock.shift(599)
         assert THROTTLED in attempt(client, PORTAL_LOGIN, user.username, PASSWORD).content.decode()
         clock.shift(2)
+        # A new window: a failure counts from 1 again, not on top of the old count.
+        assert THROTTLED not in attempt(client, PORTAL_LOGIN, user.username, "wrong").content.decode()
         response = attempt(client, PORTAL_LOGIN, user.username, PASSWORD)
     assert response.status_code == 302 and logged_in(client)
 

@@ -18,6 +18,7 @@ def test_it_refuses_sqlite_with_a_clear_message():
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_it_times_every_job_against_bare_sql_at_a_tiny_scale(postgres_only):
     out = StringIO()
     call_command("bench_jobs", "--scale", "0.001", "--rounds", "1", stdout=out)

@@ -10,8 +10,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tests import factories
-
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "pw-Test-12345"
 
@@ -101,22 +99,40 @@ def test_it_renders_the_api_docs_under_the_policy(browser, live_server):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_it_runs_the_admin_and_the_portal_under_the_policy(browser, live_server, transactional_db):
-    org = factories.org()
-    factories.license(organization=org, starts_at=timezone.now() - timezone.timedelta(days=1))
-    staff = factories.user(is_staff=True, is_superuser=True)
-    owner = factories.user(organization=org, role="owner")
+    from tests.factories_portal import world
+
+    w = world(timezone.now(), devices=5)
+    pk = w.project.pk
 
     page = watched_page(browser)
-    login(page, live_server.url, "/admin/login/", staff.username)
+    login(page, live_server.url, "/admin/login/", w.staff.username)
     assert page.url.endswith("/admin/")
-    for url in ["/admin/licenses/license/", "/admin/auth/user/add/"]:
+    admin_urls = [
+        "/admin/licenses/license/",
+        reverse("admin:licenses_license_change", args=[w.scan.license_id]),
+        "/admin/devices/device/",
+        "/admin/auth/user/add/",
+        reverse("licenses:staff_dashboard"),
+    ]
+    for url in admin_urls:
         page.goto(live_server.url + url)
         page.wait_for_load_state("networkidle")
     page.close()
 
     portal = watched_page(browser)
-    login(portal, live_server.url, reverse("login"), owner.username)
-    portal.goto(live_server.url + "/")
-    portal.wait_for_load_state("networkidle")
+    login(portal, live_server.url, reverse("login"), w.owner.username)
+    portal_urls = [
+        reverse("licenses:home"),
+        reverse("licenses:project", args=[pk]),
+        reverse("devices:list", args=[pk]),
+        reverse("devices:detail", args=[w.device.pk]),
+        reverse("usage:statistics", args=[pk]),
+        reverse("usage:concurrency", args=[pk]),
+        reverse("licenses:alert_recipients", args=[w.org.pk]),
+    ]
+    for url in portal_urls:
+        response = portal.goto(live_server.url + url)
+        assert response.status == 200, url
+        portal.wait_for_load_state("networkidle")
     portal.close()
     assert page.violations == [] and portal.violations == []

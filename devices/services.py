@@ -332,9 +332,13 @@ def authorize(*, data, now: datetime) -> ApiResult:
         verdict = Verdict(None, False, "no_matching_item", f"no item of this project serves {what}", code=104)
         device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
         record_decision(
-            project=project, endpoint=Decision.AUTHORIZE, verdict=verdict, now=now, device=device,
+            project=project,
+            endpoint=Decision.AUTHORIZE,
+            verdict=verdict,
+            now=now,
+            device=device,
             device_uuid=data.device_uuid,
-        )  # fmt: skip
+        )
         return ApiResult.refusal(104, verdict.message)
     for attempt in range(3):
         try:
@@ -360,16 +364,24 @@ def _authorize_locked(project: Project, data, matching: list[LicenseItem], *, no
         if verdict.allowed:
             device = _bind(project, device, item, data, now=now)
             record_decision(
-                project=project, endpoint=Decision.AUTHORIZE, verdict=verdict, now=now, device=device,
+                project=project,
+                endpoint=Decision.AUTHORIZE,
+                verdict=verdict,
+                now=now,
+                device=device,
                 device_uuid=data.device_uuid,
-            )  # fmt: skip
+            )
             return ApiResult(200, authorized_body(project, device, item, now=now))
         verdicts[item.pk] = verdict
     refusal = choose_refusal([verdicts[i.pk] for i in matching])
     record_decision(
-        project=project, endpoint=Decision.AUTHORIZE, verdict=refusal, now=now, device=device,
+        project=project,
+        endpoint=Decision.AUTHORIZE,
+        verdict=refusal,
+        now=now,
+        device=device,
         device_uuid=data.device_uuid,
-    )  # fmt: skip
+    )
     return ApiResult.refusal(refusal.code, refusal.message)
 
 
@@ -395,7 +407,7 @@ def _bind(project: Project, device: Device | None, item: LicenseItem, data, *, n
             )
     for name, value in values.items():
         setattr(device, name, value)
-    device.save(update_fields=[*values, "item"])
+    device.save(update_fields=list(values))
     return device
 
 
@@ -441,16 +453,24 @@ def release_device(*, device: Device, now: datetime, actor=None) -> bool:
                 locked.item, True, f"released_by_{by}", f"released by {actor or 'the device'}", counts=counts
             )
         record_decision(
-            project=locked.project, endpoint=Decision.RELEASE, verdict=verdict, now=now, device=locked,
+            project=locked.project,
+            endpoint=Decision.RELEASE,
+            verdict=verdict,
+            now=now,
+            device=locked,
             device_uuid=locked.device_uuid,
-        )  # fmt: skip
+        )
         if actor is not None and was != Device.RELEASED:
             from licenses.services import record_audit
 
             record_audit(
-                actor=actor, action="device.release", obj=locked, before={"state": was},
-                after={"state": locked.state}, organization=locked.project.organization,
-            )  # fmt: skip
+                actor=actor,
+                action="device.release",
+                obj=locked,
+                before={"state": was},
+                after={"state": locked.state},
+                organization=locked.project.organization,
+            )
         device.state, device.ended_at = locked.state, locked.ended_at
         return was == Device.ACTIVE
 

@@ -185,3 +185,22 @@ def test_server_items_serve_only_servers_and_device_items_never_serve_servers(cl
     device_item = factories.item(option="per_client_device")
     response = authorize(client, device_item.project, "x", client_type="server")
     assert error_of(response)["code"] == 104
+
+
+@pytest.mark.parametrize(
+    "starts, expires, code",
+    [
+        (NOW, NOW + timedelta(days=1), None),  # starts_at <= now: usable from its first instant
+        (NOW - timedelta(days=1), NOW + timedelta(microseconds=1), None),  # its last instant
+        (NOW - timedelta(days=1), NOW, 111),  # now < expires_at fails at the exact instant
+        (NOW + timedelta(microseconds=1), NOW + timedelta(days=1), 112),
+    ],
+)
+def test_a_license_term_is_half_open(client, starts, expires, code):
+    item = factories.item(license=factories.license(starts_at=starts, expires_at=expires))
+    response = authorize(client, item.project, "a")
+    if code is None:
+        assert response.status_code == 200
+        assert Device.objects.get().active_until == min(NOW + timedelta(days=365), expires)
+    else:
+        assert error_of(response)["code"] == code

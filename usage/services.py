@@ -100,17 +100,25 @@ def _replay(project, device: Device, existing: UsageReport, digest: str, *, now:
         message = f"report_id {existing.report_id!r} was already used with a different body"
         verdict = Verdict(existing.item, False, "idempotency_conflict", message, code=2)
         record_decision(
-            project=project, endpoint=Decision.USAGE, verdict=verdict, now=now, device=device,
+            project=project,
+            endpoint=Decision.USAGE,
+            verdict=verdict,
+            now=now,
+            device=device,
             device_uuid=device.device_uuid,
-        )  # fmt: skip
+        )
         return ApiResult.refusal(2, message)
     body = dict(existing.response)
     body["status"] = "duplicate"
     verdict = Verdict(existing.item, existing.allowed, "duplicate_report", "a retry: the first answer, counted once")
     record_decision(
-        project=project, endpoint=Decision.USAGE, verdict=verdict, now=now, device=device,
+        project=project,
+        endpoint=Decision.USAGE,
+        verdict=verdict,
+        now=now,
+        device=device,
         device_uuid=device.device_uuid,
-    )  # fmt: skip
+    )
     return ApiResult(200, body)
 
 
@@ -167,9 +175,13 @@ def _count_and_answer(project, device: Device, report: UsageReport, data, *, now
     report.response = body
     report.save(update_fields=["counted", "allowed", "response"])
     record_decision(
-        project=project, endpoint=Decision.USAGE, verdict=verdict, now=now, device=device,
+        project=project,
+        endpoint=Decision.USAGE,
+        verdict=verdict,
+        now=now,
+        device=device,
         device_uuid=device.device_uuid,
-    )  # fmt: skip
+    )
     return ApiResult(200, body)
 
 

@@ -162,8 +162,8 @@ def _validation_error(request, exc: ValidationError):
             if name == "body" and error.get("type") == "missing":
                 reason = "a JSON object is required"
         fields.setdefault(name, reason)
-    first = next(iter(fields.items()))
-    return invalid(f"invalid request: {first[0]} {first[1]}", fields)
+    first = next(iter(fields.items()), ("body", "is invalid"))
+    return invalid(f"invalid request: {first[0]} {first[1]}", fields or dict([first]))
 
 
 @api.exception_handler(RequestDataTooBig)

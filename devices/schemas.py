@@ -58,9 +58,12 @@ def _origin(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return normalize_origin(value)
+        origin = normalize_origin(value)
     except ValueError as exc:
         raise ValueError(f"is not a valid origin: {exc}") from None
+    if len(origin) > 300:  # punycode can make an IDN longer than it was written
+        raise ValueError("is longer than 300 characters in its normalized (punycode) form")
+    return origin
 
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"

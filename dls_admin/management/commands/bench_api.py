@@ -161,6 +161,7 @@ class Command(BaseCommand):
             server = self.start_gunicorn(port, Path(tmp))
             try:
                 base = f"http://127.0.0.1:{port}"
+                self.loadavg = os.getloadavg()[0]  # other work on the machine skews the figures
                 load = self.load(base, world, plan)
                 pages = self.pages(base, world, plan)
             finally:
@@ -484,7 +485,8 @@ class Command(BaseCommand):
             f"{'Redis' if self.server_env['redis'] else 'local memory'}. Load: `python -m dls_admin.loadgen` in "
             f"another process, {plan['concurrency']} threads with keep-alive connections, {plan['duration']:g} s "
             f"measured per endpoint after {plan['warmup']:g} s of warm-up. Load generator and server share the "
-            "machine's CPUs.",
+            f"machine's CPUs; the 1-minute load average when the load started was {self.loadavg:.1f} "
+            "(anything above about 1 is other work competing for them).",
             "",
             "| endpoint | requests/s | p50 ms | p99 ms | throughput vs ping | p50 vs ping | p99 vs ping | answers |",
             "|---|---:|---:|---:|---:|---:|---:|---|",

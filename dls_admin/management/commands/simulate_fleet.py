@@ -57,6 +57,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--run-id", default="", help="device uuids are sim-<run-id>-NNNNN (default: random)")
         parser.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+        parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the server's /healthz first")
         parser.add_argument("--json", action="store_true", help="print the summary as one JSON object at the end")
         parser.add_argument("--no-check-db", action="store_true", help="do not read the server's view from this DB")
 
@@ -95,6 +96,8 @@ class Command(BaseCommand):
             concurrency=opts["concurrency"], seed=opts["seed"], run_id=opts["run_id"],
             progress_every_s=opts["progress_every"],
         )  # fmt: skip
+        if opts["wait"]:
+            self.wait_for(config.base_url, opts["wait"])
         try:
             fleet = Fleet(config, out=lambda line: self.stdout.write(line))
         except ValueError as exc:
@@ -109,6 +112,22 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary, sort_keys=True))
         if problems:
             raise CommandError("sent and counted disagree: " + "; ".join(problems))
+
+    def wait_for(self, base_url: str, seconds: float) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if httpx.get(base_url.rstrip("/") + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise CommandError(f"{base_url} did not answer /healthz within {seconds:g} s")
+            time.sleep(0.5)
 
     @staticmethod
     def problems(summary: dict, *, release: bool) -> list[str]:

@@ -118,6 +118,19 @@ def test_a_concurrency_slot_stops_at_its_ceiling():
     print(f"\nconcurrency race: {RUNS} runs x {THREADS} devices, quantity 10, ceiling 12, overshoots 0")
 
 
+def test_a_quota_reached_by_simultaneous_reports_refuses_exactly_the_reports_past_it():
+    for run in range(RUNS):
+        item = factories.item(option="per_barcode_scan", quantity=40, quota_grace_percent=0)
+        uuids = [f"r{run}-q{i}" for i in range(THREADS)]
+        Device.objects.bulk_create(authorized_devices(item, uuids))
+        results = race([("usage", usage_body(item.project, uuid, "rep-1", barcode_scans=1)) for uuid in uuids])
+        allowed = Counter(body["allowed"] for _, body in results)
+        # Each report sees the total including itself: totals 1..50, refused from 40 on.
+        assert allowed == Counter({True: 39, False: THREADS - 39}), allowed
+        assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == THREADS
+    print(f"\nquota race: {RUNS} runs x {THREADS} reports, quantity 40, 39 allowed every time")
+
+
 def test_the_same_report_sent_at_once_counts_once():
     for run in range(RUNS):
         item = factories.item(option="per_barcode_scan", quantity=100_000)

@@ -531,7 +531,15 @@ class Command(BaseCommand):
             "`make bench` (API part: `DATABASE_URL=postgres://... python manage.py bench_api --write-doc`; "
             "`--quick` for a smoke run). The ratios compare each endpoint with a trivial JSON endpoint of "
             "the same app on the same server in the same run, so they carry over to other machines better "
-            "than the absolute figures.\n\n" + table
+            "than the absolute figures.\n\n" + table + "\n"
+            "What bounds the API figures: an authorization on a seat item locks the item's row while it "
+            "counts the active devices and inserts the new one (so the seat limit holds under any "
+            "concurrency), and a usage report locks its device's row and, on a scan or page item, updates "
+            "the item's counter row, which stays locked until the commit. Requests for one item are "
+            "therefore serialized over the rest of their transaction, commit included; requests for "
+            "different items and projects run in parallel. The load here is all on one item of each kind: "
+            "the worst case, and the case of one large customer. The portal pages are timed one request at "
+            "a time after the load has stopped.\n"
         )
         text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
         match = re.search(r"^## API\n.*?(?=^## |\Z)", text, flags=re.S | re.M)

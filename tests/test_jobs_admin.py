@@ -40,6 +40,13 @@ def test_staff_see_rollups_alerts_reminders_and_job_state_read_only(staff_client
     assert staff_client.post(reverse("admin:usage_alertsent_delete", args=[alert.pk])).status_code == 403
 
 
+def test_a_superuser_can_delete_a_job_state_to_rebuild_its_rollups(staff_client, now):
+    state = JobState.objects.create(name="rollup_usage", watermark=now)
+    response = staff_client.post(reverse("admin:usage_jobstate_delete", args=[state.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not JobState.objects.exists()
+
+
 def test_customers_cannot_open_it(client):
     client.force_login(
         factories.user(organization=factories.org()), backend="django.contrib.auth.backends.ModelBackend"

@@ -70,5 +70,11 @@ class ReminderSentAdmin(ReadOnlyAdmin):
 
 @admin.register(JobState)
 class JobStateAdmin(ReadOnlyAdmin):
+    """Deleting a rollup job's state makes its next run rebuild the rollups from all the raw
+    data still kept (docs/jobs.md); superusers only."""
+
     list_display = ("name", "watermark", "updated_at")
     ordering = ("name",)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser

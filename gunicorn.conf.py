@@ -9,8 +9,15 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dls_admin.settings")
 
-# 127.0.0.1 unless told otherwise: the load balancer or reverse proxy decides what is exposed.
-bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# GUNICORN_BIND wins. A platform that sets PORT (Heroku-style, the Procfile) routes to it from
+# outside: listen on every interface. Otherwise 127.0.0.1:8000, and the reverse proxy on the
+# host decides what is exposed.
+if os.environ.get("GUNICORN_BIND"):
+    bind = os.environ["GUNICORN_BIND"]
+elif os.environ.get("PORT"):
+    bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ['PORT']}"
+else:
+    bind = f"{os.environ.get('HOST', '127.0.0.1')}:8000"
 # Threads: most of a request's time is spent waiting on PostgreSQL, so a few threads per
 # process serve more requests than processes alone, at less memory.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))

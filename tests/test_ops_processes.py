@@ -65,6 +65,8 @@ def test_gunicorn_defaults_to_loopback(monkeypatch):
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert config["bind"] == "127.0.0.1:8000" and config["threads"] == 4
     assert config["workers"] == (os.cpu_count() or 1) * 2 + 1
+    monkeypatch.setenv("PORT", "5000")  # a platform's router sends traffic there from outside
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:5000"
 
 
 @pytest.mark.slow

@@ -220,7 +220,7 @@ def rollup_concurrency(*, now: datetime) -> dict:
         ).aggregate(m=Min("received_at"))["m"]
         # Hold the watermark just before the first report of a still-open slot.
         watermark = min(now, first_open - timedelta(microseconds=1)) if first_open else now
-        JobState.objects.filter(pk=state.pk).update(watermark=watermark)
+        JobState.objects.filter(pk=state.pk).update(watermark=watermark, updated_at=now)
     return {"job": name, "slots_rolled": rolled, "since": _iso(since), "watermark": _iso(watermark)}
 
 
@@ -276,7 +276,7 @@ def rollup_usage(*, now: datetime) -> dict:
         insert = f"INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)"
         buckets = _execute(f"{insert} {two_hour_sql} {upsert}", two_hour_params)
         days = _execute(f"{insert} {day_sql} {upsert}", day_params)
-        JobState.objects.filter(pk=state.pk).update(watermark=now)
+        JobState.objects.filter(pk=state.pk).update(watermark=now, updated_at=now)
     return {"job": name, "buckets_rolled": buckets, "days_rolled": days, "since": _iso(since), "watermark": _iso(now)}
 
 

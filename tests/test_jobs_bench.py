@@ -31,6 +31,8 @@ def test_it_times_every_job_against_bare_sql_at_a_tiny_scale(postgres_only):
         "expire_idle_devices",
         "rollup_concurrency",
         "rollup_usage",
+        "rollup_concurrency, 1 % late",
+        "rollup_usage, 1 % late",
         "send_usage_alerts",
         "purge_old_data",
     ]

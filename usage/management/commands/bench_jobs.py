@@ -108,7 +108,9 @@ class Command(BaseCommand):
         self.stdout.write(f"data built in {time.perf_counter() - started:.1f} s: {self.counts()}")
         rows = []
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-            for name, job, bare, restore in self.cases():
+            for name, job, bare, restore, *prepare in self.cases():
+                for step in prepare:
+                    step()
                 rows.append(self.compare(name, job, bare, restore))
         self.stdout.write(self.table(rows))
         self.cleanup()
@@ -232,7 +234,7 @@ class Command(BaseCommand):
 
     # --- cases --------------------------------------------------------------------------------
 
-    def cases(self) -> list[tuple[str, Callable, Callable, Callable]]:
+    def cases(self) -> list[tuple]:
         now, closed = self.now, self.now - timedelta(seconds=jobs.SLOT_SECONDS)
         sighting_cutoff = now - timedelta(milliseconds=3000) - jobs.DEDUP_MEMORY_MARGIN
 
@@ -344,11 +346,76 @@ class Command(BaseCommand):
             n += sql("DELETE FROM devices_decision WHERE created_at < %s", [self.cutoff])
             return n
 
+        # Steady state: the rollups are up to date, then 1 % of the slot rows' reports arrive
+        # late (received a minute ago, for slots up to 3 days old). The job finds them through
+        # its watermark; the bare SQL recomputes exactly those slots and buckets, known upfront.
+        slots = self.params["slots"]
+        late_from = now - timedelta(days=3) + timedelta(seconds=180 * (slots - max(slots // 100, 1)))
+        late_bucket = late_from - timedelta(seconds=int(late_from.timestamp()) % jobs.BUCKET_SECONDS)
+        late_day = late_from - timedelta(seconds=int(late_from.timestamp()) % jobs.DAY_SECONDS)
+
+        def prepare_incremental():
+            jobs.rollup_concurrency(now=now)
+            jobs.rollup_usage(now=now)
+            sql(
+                "UPDATE usage_usagereport SET received_at = %s WHERE slot_start >= %s",
+                [now - timedelta(minutes=1), late_from],
+            )
+            sql("VACUUM ANALYZE usage_usagereport")
+            restore_watermarks()
+
+        def restore_watermarks():
+            sql("UPDATE usage_jobstate SET watermark = %s", [now - timedelta(minutes=3)])
+
+        def bare_concurrency_late():
+            return sql(
+                """
+                INSERT INTO usage_concurrencyrollup (item_id, slot_start, active_devices, "limit", overuse_devices)
+                SELECT sd.item_id, sd.slot_start, count(*), i.quantity, sum(CASE WHEN sd.overuse THEN 1 ELSE 0 END)
+                FROM usage_slotdevice sd JOIN licenses_licenseitem i ON i.id = sd.item_id
+                WHERE sd.slot_start >= %s AND sd.slot_start <= %s
+                GROUP BY sd.item_id, sd.slot_start, i.quantity
+                ON CONFLICT (item_id, slot_start) DO UPDATE SET active_devices = excluded.active_devices,
+                    "limit" = excluded."limit", overuse_devices = excluded.overuse_devices
+                """,
+                [late_from, closed],
+            )
+
+        def bare_usage_late():
+            n = sql(
+                """
+                INSERT INTO usage_usagerollup (item_id, granularity, bucket_start, metric, count)
+                SELECT item_id, '2h', to_timestamp(floor(extract(epoch FROM slot_start) / 7200) * 7200), metric,
+                       sum(count)
+                FROM usage_usagecount WHERE slot_start >= %s GROUP BY 1, 3, 4
+                ON CONFLICT (item_id, granularity, bucket_start, metric) DO UPDATE SET count = excluded.count
+                """,
+                [late_bucket],
+            )
+            return n + sql(
+                """
+                INSERT INTO usage_usagerollup (item_id, granularity, bucket_start, metric, count)
+                SELECT item_id, 'day', to_timestamp(floor(extract(epoch FROM bucket_start) / 86400) * 86400), metric,
+                       sum(count)
+                FROM usage_usagerollup WHERE granularity = '2h' AND bucket_start >= %s GROUP BY 1, 3, 4
+                ON CONFLICT (item_id, granularity, bucket_start, metric) DO UPDATE SET count = excluded.count
+                """,
+                [late_day],
+            )
+
         save_purged()
         return [
             ("expire_idle_devices", lambda: jobs.expire_idle_devices(now=now), bare_expire, restore_devices),
             ("rollup_concurrency", lambda: jobs.rollup_concurrency(now=now), bare_concurrency, restore_concurrency),
             ("rollup_usage", lambda: jobs.rollup_usage(now=now), bare_usage, restore_usage),
+            (
+                "rollup_concurrency, 1 % late",
+                lambda: jobs.rollup_concurrency(now=now),
+                bare_concurrency_late,
+                restore_watermarks,
+                prepare_incremental,
+            ),
+            ("rollup_usage, 1 % late", lambda: jobs.rollup_usage(now=now), bare_usage_late, restore_watermarks),
             ("send_usage_alerts", lambda: jobs.send_usage_alerts(now=now), bare_alerts, restore_alerts),
             ("purge_old_data", lambda: jobs.purge_old_data(now=now), bare_purge, restore_purged),
         ]

@@ -3,8 +3,8 @@ a request (positive and negative examples generated from the document), no 500, 
 conforms to the document (status code documented, body valid against its schema).
 
 Two thirds of the positive examples are steered to a real project (the license key of items of
-every option, an origin in its licensed domain, for usage the current slot and a printable
-report_id), so that they reach the rules of the items and not only the shape and key checks.
+every option, an origin in its licensed domain, for usage and release a device authorized
+beforehand, the current slot and a printable report_id), so that they reach the rules of the items and not only the shape and key checks.
 Rate limits are off so that the examples reach the rules (the limits have their own tests).
 The run prints a summary: examples and status codes per operation and mode."""
 
@@ -21,7 +21,7 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
-from django.test import override_settings
+from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -52,7 +52,23 @@ def project():
         factories.item(option=option, product=product, project=project, license=lic)
     cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"schema-{uuid.uuid4().hex}"}
     with override_settings(API_RATE_LIMIT="0", API_RATE_LIMIT_ADDRESS="0", CACHES={"default": cache}):
+        # Devices already authorized, so that steered usage reports and releases reach the rules.
+        for device_uuid, product, client_type, extra in AUTHORIZED:
+            body = {"license_key": project.license_key, "device_uuid": device_uuid, "product": product}
+            response = Client().post(
+                "/api/v1/authorize", body | {"client_type": client_type} | extra, content_type="application/json"
+            )
+            assert response.status_code == 200, response.content
         yield project
+
+
+AUTHORIZED = [
+    ("steer-desktop", "dbr", "desktop", {}),
+    ("steer-concurrent", "dlr", "desktop", {}),
+    ("steer-server", "dbr", "server", {"edition": "server"}),
+    ("steer-pages", "dwt", "desktop", {}),
+    ("steer-web", "dwt", "web", {"origin": "https://www.example.com"}),
+]
 
 
 def current_slot() -> str:
@@ -62,8 +78,11 @@ def current_slot() -> str:
 
 def steer(case, project) -> None:
     body = case.body
-    if not isinstance(body, dict) or random.Random(repr(body)).random() < 1 / 3:
+    rng = random.Random(repr(body))
+    if not isinstance(body, dict) or rng.random() < 1 / 3:
         return
+    if isinstance(body.get("device_uuid"), str) and "client_type" not in body:  # usage, release
+        body["device_uuid"] = rng.choice(AUTHORIZED)[0]
     if isinstance(body.get("license_key"), str):
         body["license_key"] = project.license_key
     if isinstance(body.get("slot_start"), str):

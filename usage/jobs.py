@@ -88,6 +88,17 @@ def _window_start(state: JobState, now: datetime) -> datetime:
     return min(state.watermark, now) - LATE_COMMIT_MARGIN
 
 
+def _chunks(rows: list, size: int = 250) -> list[list]:
+    """At most 250 keys per statement (SQLite allows 500 terms in a compound SELECT)."""
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def _key_list_sql(rows: list[tuple]) -> tuple[str, list]:
+    """(item_id, range_start, range_end) rows as a literal derived table, both backends."""
+    sql = " UNION ALL ".join(["SELECT %s AS item_id, %s AS range_start, %s AS range_end"] * len(rows))
+    return sql, [value for row in rows for value in row]
+
+
 def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
 
@@ -172,43 +183,52 @@ def rollup_usage(*, now: datetime) -> dict:
         upsert = """
             ON CONFLICT (item_id, granularity, bucket_start, metric) DO UPDATE SET count = excluded.count
         """
+        insert = f"INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)"
         if state.watermark is None:
             # First run (or after JobState was cleared): every bucket and day, one GROUP BY each.
             bucket, day = _floor_sql("c.slot_start", BUCKET_SECONDS), _floor_sql("u.bucket_start", DAY_SECONDS)
-            two_hour_sql = f"""
-                SELECT c.item_id, %s, {bucket}, c.metric, SUM(c.count) FROM {count} c
-                WHERE 1 = 1 GROUP BY c.item_id, {bucket}, c.metric"""
-            day_sql = f"""
-                SELECT u.item_id, %s, {day}, u.metric, SUM(u.count) FROM {rollup} u
-                WHERE u.granularity = %s GROUP BY u.item_id, {day}, u.metric"""
-            two_hour_params, day_params = [UsageRollup.TWO_HOURS], [UsageRollup.DAY, UsageRollup.TWO_HOURS]
+            buckets = _execute(
+                f"""{insert} SELECT c.item_id, %s, {bucket}, c.metric, SUM(c.count) FROM {count} c
+                WHERE 1 = 1 GROUP BY c.item_id, {bucket}, c.metric {upsert}""",
+                [UsageRollup.TWO_HOURS],
+            )
+            days = _execute(
+                f"""{insert} SELECT u.item_id, %s, {day}, u.metric, SUM(u.count) FROM {rollup} u
+                WHERE u.granularity = %s GROUP BY u.item_id, {day}, u.metric {upsert}""",
+                [UsageRollup.DAY, UsageRollup.TWO_HOURS],
+            )
         else:
-            # The buckets and days of reports received in the window, each recomputed whole.
-            two_hour_sql = f"""
-                SELECT c.item_id, %s, a.bucket_start, c.metric, SUM(c.count)
-                FROM {count} c JOIN (
-                    SELECT DISTINCT r.item_id,
-                           {_floor_sql("r.slot_start", BUCKET_SECONDS)} AS bucket_start,
-                           {_floor_sql("r.slot_start", BUCKET_SECONDS, BUCKET_SECONDS)} AS bucket_end
-                    FROM {report} r WHERE r.received_at > %s AND r.received_at <= %s
-                ) a ON a.item_id = c.item_id AND c.slot_start >= a.bucket_start AND c.slot_start < a.bucket_end
-                WHERE 1 = 1
-                GROUP BY c.item_id, a.bucket_start, c.metric"""
-            day_sql = f"""
-                SELECT u.item_id, %s, a.day_start, u.metric, SUM(u.count)
-                FROM {rollup} u JOIN (
-                    SELECT DISTINCT r.item_id,
-                           {_floor_sql("r.slot_start", DAY_SECONDS)} AS day_start,
-                           {_floor_sql("r.slot_start", DAY_SECONDS, DAY_SECONDS)} AS day_end
-                    FROM {report} r WHERE r.received_at > %s AND r.received_at <= %s
-                ) a ON a.item_id = u.item_id AND u.bucket_start >= a.day_start AND u.bucket_start < a.day_end
-                WHERE u.granularity = %s
-                GROUP BY u.item_id, a.day_start, u.metric"""
-            two_hour_params = [UsageRollup.TWO_HOURS, since, now]
-            day_params = [UsageRollup.DAY, since, now, UsageRollup.TWO_HOURS]
-        insert = f"INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)"
-        buckets = _execute(f"{insert} {two_hour_sql} {upsert}", two_hour_params)
-        days = _execute(f"{insert} {day_sql} {upsert}", day_params)
+            # The buckets and days of reports received in the window, each recomputed whole. The
+            # (item, range) keys are read first and joined as a literal list: the planner then
+            # knows how few they are and walks the (item, slot_start) index for each, where a
+            # DISTINCT subquery (mis-estimated) made it merge-join the whole count table.
+            def keys(seconds: int) -> list[tuple]:
+                return _fetchall(
+                    f"""SELECT DISTINCT r.item_id, {_floor_sql("r.slot_start", seconds)},
+                        {_floor_sql("r.slot_start", seconds, seconds)}
+                    FROM {report} r WHERE r.received_at > %s AND r.received_at <= %s""",
+                    [since, now],
+                )
+
+            buckets = days = 0
+            for chunk in _chunks(keys(BUCKET_SECONDS)):
+                affected, params = _key_list_sql(chunk)
+                buckets += _execute(
+                    f"""{insert} SELECT c.item_id, %s, a.range_start, c.metric, SUM(c.count)
+                    FROM {count} c JOIN ({affected}) a
+                        ON a.item_id = c.item_id AND c.slot_start >= a.range_start AND c.slot_start < a.range_end
+                    WHERE 1 = 1 GROUP BY c.item_id, a.range_start, c.metric {upsert}""",
+                    [UsageRollup.TWO_HOURS, *params],
+                )
+            for chunk in _chunks(keys(DAY_SECONDS)):
+                affected, params = _key_list_sql(chunk)
+                days += _execute(
+                    f"""{insert} SELECT u.item_id, %s, a.range_start, u.metric, SUM(u.count)
+                    FROM {rollup} u JOIN ({affected}) a
+                        ON a.item_id = u.item_id AND u.bucket_start >= a.range_start AND u.bucket_start < a.range_end
+                    WHERE u.granularity = %s GROUP BY u.item_id, a.range_start, u.metric {upsert}""",
+                    [UsageRollup.DAY, *params, UsageRollup.TWO_HOURS],
+                )
         JobState.objects.filter(pk=state.pk).update(watermark=now, updated_at=now)
     return {"job": name, "buckets_rolled": buckets, "days_rolled": days, "since": _iso(since), "watermark": _iso(now)}
 

@@ -132,6 +132,7 @@ class SimDevice:
     offline: range
     frame: int = 0
     reauthorize_at: int = 0
+    slot: int = 0  # the slot being simulated
     flushes: int = 0
     flushed_reports: int = 0
 
@@ -232,6 +233,7 @@ class Fleet:
             return
         online = k not in sim.offline
         device = sim.device
+        sim.slot = k
         if online and (not device.authorized or device.stopped) and k >= sim.reauthorize_at:
             self.authorize(sim, k)
         if device.dedup is not None and not device.stopped:  # has worked before: a local license
@@ -281,7 +283,8 @@ class Fleet:
                 if answer.error_code == 116:
                     device.authorized = False  # lost its seat: authorize again
                 else:
-                    device.stopped = True  # quota, concurrency or term: stop scanning
+                    device.stopped = True  # quota, concurrency or term: stop, try again in 5 slots
+                    sim.reauthorize_at = sim.slot + 5
 
     def finish(self, sim: SimDevice) -> None:
         """End of the run: every device comes back online and sends what it kept, then

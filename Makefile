@@ -7,7 +7,8 @@ PYTHON := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-pg test-sqlite install lint format migrations bench serve worker beat clean
+
+.PHONY: demo-traffic run test test-pg test-sqlite install lint format migrations bench serve worker beat clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -48,8 +49,21 @@ format: install
 migrations: install
 	$(PYTHON) manage.py makemigrations licenses devices usage
 
+# Benchmarks on PostgreSQL (docs/benchmarks.md): jobs vs bare SQL, then API and portal under load.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dls_bench
 bench: install
-	$(PYTHON) -m benchmarks $(BENCH_ARGS)
+	createdb -h 127.0.0.1 -U postgres dls_bench 2>/dev/null || true
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py migrate --noinput
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_jobs $(BENCH_JOBS_ARGS)
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_api --write-doc $(BENCH_ARGS)
+
+# Simulated SDK devices against a running `make run` (second terminal).
+demo-traffic: install
+	@trap 'kill 0' EXIT INT TERM; \
+	for p in acme-web acme-warehouse acme-documents globex-labels globex-backend; do \
+	  $(PYTHON) manage.py simulate_fleet --base-url http://$(HOST):$(PORT) --project $$p --devices 8 \
+	    --slots 480 --speed 30 --offline-fraction 0.2 --error-rate 0.02 --wait 120 --progress-every 60 & \
+	done; wait
 
 clean:
 	rm -rf var staticfiles

@@ -130,7 +130,11 @@ class LoginThrottleBackend:
         return None
 
     def get_user(self, user_id):
-        return None
+        # A session stamped with this backend (force_login picks the first backend) still
+        # resolves its user, the same way the model backend does.
+        from django.contrib.auth.backends import ModelBackend
+
+        return ModelBackend().get_user(user_id)
 
 
 def _on_login_failed(sender, credentials, request=None, **kwargs):

@@ -107,3 +107,13 @@ def test_it_can_be_turned_off(client, settings):
     for _ in range(20):
         attempt(client, PORTAL_LOGIN, user.username, "wrong")
     assert attempt(client, PORTAL_LOGIN, user.username, PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_it_keeps_force_login_working_with_the_throttle_backend_first(client):
+    # force_login stamps the session with the first backend; its get_user must find the user.
+    from tests import factories
+
+    user = factories.user(organization=factories.org(), role="owner")
+    client.force_login(user)
+    assert client.get("/").status_code == 200

@@ -1,4 +1,4 @@
-"""Local licenses: compact JWS signed with EdDSA over Ed25519 (SPEC section 7).
+"""Local licenses: compact JWS signed with EdDSA over Ed25519 (SPEC section 7), by joserfc.
 
 Keys come from configuration, never the database:
 
@@ -9,28 +9,33 @@ Keys come from configuration, never the database:
   once end up with the same key).
 
 Rotation: put the new key first and keep the old one after it. New licenses carry the new key's
-``kid``; licenses already issued still verify against the old key, which stays in the JWKS.
+``kid`` (its RFC 7638 thumbprint); licenses already issued still verify against the old key,
+which stays in the JWKS.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, DecodeError, InvalidPayloadError, JoseError
+from joserfc.jwa import EdDSAAlgorithm
+from joserfc.jwk import KeySet, OKPKey
+from joserfc.jws import JWSRegistry
 
 ALG = "EdDSA"
 
@@ -43,60 +48,70 @@ class TokenError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    private: Ed25519PrivateKey
-    public: Ed25519PublicKey
-    x: str  # base64url raw public key
-    kid: str  # RFC 7638 JWK thumbprint
-
-    @classmethod
-    def from_private_bytes(cls, raw: bytes) -> SigningKey:
-        private = Ed25519PrivateKey.from_private_bytes(raw)
-        public = private.public_key()
-        x = b64url_encode(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-        return cls(private=private, public=public, x=x, kid=jwk_thumbprint(x))
-
-    def public_jwk(self) -> dict:
-        return {"kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "use": "sig", "alg": ALG}
+class _ContractEdDSA(EdDSAAlgorithm):
+    # SPEC section 7 names the algorithm "EdDSA". RFC 9864 deprecates that name in favour of
+    # "Ed25519" (the same signature) and joserfc warns on every use; the contract keeps the name.
+    security_warning = None
 
 
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+class _Registry(JWSRegistry):
+    """EdDSA only: a token naming any other algorithm (``none`` included) is refused."""
+
+    algorithms = {ALG: _ContractEdDSA()}
+    recommended = [ALG]
+
+
+_REGISTRY = _Registry(algorithms=[ALG])
+
+
+# --- base64url (RFC 7515 section 2) -------------------------------------------------------------
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class NonCanonical(ValueError):
+    """Base64url whose unused trailing bits are not zero: it decodes, but is not the encoding of
+    what it decodes to. Refused, so that one signature has one spelling."""
 
 
 def b64url_decode(text: str) -> bytes:
-    if not isinstance(text, str) or any(c not in _B64URL_CHARS for c in text) or len(text) % 4 == 1:
+    """Strict base64url without padding: only the URL-safe alphabet, no ``=``, and canonical
+    (re-encoding the bytes gives the text back). Raises ``NonCanonical`` or ``ValueError``."""
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error:
+        raise ValueError("not base64url") from None
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != text:
+        raise NonCanonical("not canonical base64url")
+    return data
 
 
-_B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+# --- keys -----------------------------------------------------------------------------------------
 
 
-def jwk_thumbprint(x: str) -> str:
-    """RFC 7638 thumbprint of an Ed25519 public key: SHA-256 over the required members, sorted."""
-    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
-    return b64url_encode(hashlib.sha256(canonical.encode("ascii")).digest())
+def _signing_key(private: Ed25519PrivateKey) -> OKPKey:
+    key = OKPKey.import_key(private, {"use": "sig", "alg": ALG})
+    key.ensure_kid()  # the RFC 7638 thumbprint: stable, and any client can recompute it
+    return key
 
 
 def generate_private_key_text() -> str:
     """A new private key in the configuration format (base64url of the raw 32 bytes)."""
-    raw = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    return b64url_encode(raw)
+    return str(OKPKey.generate_key("Ed25519", private=True).as_dict(private=True)["d"])
 
 
-def parse_private_key(text: str, *, where: str) -> SigningKey:
-    text = text.strip()
+def parse_private_key(text: str, *, where: str) -> OKPKey:
+    """A configured private key (base64url of 32 raw bytes; trailing ``=`` tolerated) as a signing
+    key with its ``kid``. ``where`` names the setting in the error."""
     try:
-        raw = b64url_decode(text.rstrip("="))
-    except (ValueError, binascii.Error):
+        raw = b64url_decode(text.strip().rstrip("="))
+    except ValueError:
         raise ImproperlyConfigured(f"{where}: a signing key must be base64url of 32 raw bytes") from None
     if len(raw) != 32:
         raise ImproperlyConfigured(f"{where}: a signing key must be 32 raw bytes, got {len(raw)}")
-    return SigningKey.from_private_bytes(raw)
+    return _signing_key(Ed25519PrivateKey.from_private_bytes(raw))
 
 
 def _key_lines(text: str) -> list[str]:
@@ -127,14 +142,15 @@ def _ensure_dev_key_file(path: Path) -> str:
     return path.read_text()
 
 
+_Config = tuple[tuple[str, ...], str, str, bool]
 _cache_lock = threading.Lock()
-_cache: dict[tuple, list[SigningKey]] = {}
+_cache: dict[_Config, list[OKPKey]] = {}
 
 
-def _config() -> tuple:
+def _config() -> _Config:
     keys = settings.SIGNING_KEYS
     if isinstance(keys, str):
-        keys = [k for k in keys.split(",")]
+        keys = keys.split(",")
     return (
         tuple(k.strip() for k in keys if k.strip()),
         str(getattr(settings, "SIGNING_KEY_FILE", "") or ""),
@@ -143,7 +159,7 @@ def _config() -> tuple:
     )
 
 
-def signing_keys() -> list[SigningKey]:
+def signing_keys() -> list[OKPKey]:
     """The configured keys, the signer first. Read settings on each call (cached per configuration)
     so that tests can override them."""
     config = _config()
@@ -158,10 +174,10 @@ def signing_keys() -> list[SigningKey]:
     return keys
 
 
-def _load(env_keys: tuple, key_file: str, dev_key_file: str, production: bool) -> list[SigningKey]:
+def _load(env_keys: tuple[str, ...], key_file: str, dev_key_file: str, production: bool) -> list[OKPKey]:
     if env_keys:
-        keys = [parse_private_key(k, where=f"SIGNING_KEYS[{i}]") for i, k in enumerate(env_keys)]
-    elif key_file:
+        return [parse_private_key(k, where=f"SIGNING_KEYS[{i}]") for i, k in enumerate(env_keys)]
+    if key_file:
         try:
             text = Path(key_file).read_text()
         except OSError as exc:
@@ -169,30 +185,41 @@ def _load(env_keys: tuple, key_file: str, dev_key_file: str, production: bool) -
         keys = [parse_private_key(k, where=f"SIGNING_KEY_FILE line {i + 1}") for i, k in enumerate(_key_lines(text))]
         if not keys:
             raise ImproperlyConfigured(f"SIGNING_KEY_FILE {key_file} holds no key")
-    elif production or not dev_key_file:
+        return keys
+    if production or not dev_key_file:
         raise ImproperlyConfigured("No signing key: set SIGNING_KEYS or SIGNING_KEY_FILE")
-    else:
-        text = _ensure_dev_key_file(Path(dev_key_file))
-        keys = [parse_private_key(k, where=dev_key_file) for k in _key_lines(text)]
-        if not keys:
-            raise ImproperlyConfigured(f"{dev_key_file} holds no key; delete it to generate a new one")
+    text = _ensure_dev_key_file(Path(dev_key_file))
+    keys = [parse_private_key(k, where=dev_key_file) for k in _key_lines(text)]
+    if not keys:
+        raise ImproperlyConfigured(f"{dev_key_file} holds no key; delete it to generate a new one")
     return keys
 
 
-def _json_b64(obj: dict) -> str:
-    return b64url_encode(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+def jwks() -> dict[str, Any]:
+    """The public keys that verify local licenses, every configured key (SPEC section 7)."""
+    return dict(KeySet(signing_keys()).as_dict(private=False))
 
 
-def sign_local_license(claims: dict) -> str:
-    """A compact JWS of ``claims`` (the caller gives every claim, iss/sub/iat/exp as ints)."""
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def sign_local_license(claims: Mapping[str, Any]) -> str:
+    """The compact JWS of ``claims``, signed by the first configured key, ``kid`` in its header.
+    The caller gives every claim (``iss``/``sub``/``iat``/``exp``..., times as integers)."""
     key = signing_keys()[0]
-    header = {"alg": ALG, "kid": key.kid, "typ": "JWT"}
-    signing_input = f"{_json_b64(header)}.{_json_b64(claims)}"
-    signature = key.private.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return jwt.encode({"alg": ALG, "kid": key.kid}, dict(claims), key, algorithms=[ALG], registry=_REGISTRY)
 
 
-def _now_ts(now: datetime | int | float | None) -> float:
+def _segment(text: str, name: str, malformed: str) -> bytes:
+    try:
+        return b64url_decode(text)
+    except NonCanonical:
+        raise TokenError(f"{malformed}: the {name} is not canonical base64url") from None
+    except ValueError:
+        raise TokenError(malformed) from None
+
+
+def _now_ts(now: datetime | float | None) -> float:
     if now is None:
         return time.time()
     if isinstance(now, datetime):
@@ -200,52 +227,47 @@ def _now_ts(now: datetime | int | float | None) -> float:
     return float(now)
 
 
-def verify_local_license(token: str, *, now: datetime | int | float | None = None) -> dict:
-    """The claims of a local license signed by one of the configured keys and not yet expired.
+def verify_local_license(token: str, *, now: datetime | float | None = None, check_exp: bool = True) -> dict[str, Any]:
+    """The claims of a local license signed by one of the configured keys and, unless
+    ``check_exp=False``, not expired at ``now`` (expired from the instant ``now >= exp``).
 
-    Raises TokenError(reason) otherwise. ``now`` defaults to the clock (entry points only)."""
+    Raises ``TokenError(reason)`` otherwise. ``now`` defaults to the clock (entry points only).
+    Each segment must be canonical base64url: a signature whose unused trailing bits were
+    flipped decodes to the same bytes, and is refused all the same."""
     if not isinstance(token, str):
         raise TokenError("not a string")
     parts = token.strip().split(".")
     if len(parts) != 3:
         raise TokenError("not a compact JWS (expected three dot-separated parts)")
-    header_b64, payload_b64, signature_b64 = parts
+    header_b64, claims_b64, signature_b64 = parts
+    header_json = _segment(header_b64, "header", "malformed header")
     try:
-        header = json.loads(b64url_decode(header_b64))
-    except (ValueError, UnicodeDecodeError):
+        header = json.loads(header_json)
+    except ValueError:  # UnicodeDecodeError included
         raise TokenError("malformed header") from None
     if not isinstance(header, dict):
         raise TokenError("malformed header")
     if header.get("alg") != ALG:
         raise TokenError(f"unsupported alg {header.get('alg')!r} (expected EdDSA)")
-    if "crit" in header:
+    if "crit" in header or "b64" in header:
         raise TokenError("unsupported critical header")
     kid = header.get("kid")
     key = next((k for k in signing_keys() if k.kid == kid), None)
     if key is None:
         raise TokenError(f"unknown kid {kid!r}")
+    _segment(signature_b64, "signature", "bad signature")
+    _segment(claims_b64, "claims", "malformed claims")
     try:
-        signature = b64url_decode(signature_b64)
-    except ValueError:
-        raise TokenError("malformed signature") from None
-    try:
-        key.public.verify(signature, f"{header_b64}.{payload_b64}".encode("ascii"))
-    except (InvalidSignature, ValueError, UnicodeEncodeError):
+        claims = jwt.decode(".".join(parts), key, algorithms=[ALG], registry=_REGISTRY).claims
+    except BadSignatureError:
         raise TokenError("bad signature") from None
-    try:
-        claims = json.loads(b64url_decode(payload_b64))
-    except (ValueError, UnicodeDecodeError):
+    except (InvalidPayloadError, DecodeError):
         raise TokenError("malformed claims") from None
-    if not isinstance(claims, dict):
-        raise TokenError("malformed claims")
+    except JoseError as exc:
+        raise TokenError(f"refused: {exc}") from None
     exp = claims.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float):
         raise TokenError("missing or non-numeric exp")
-    if _now_ts(now) >= exp:
+    if check_exp and _now_ts(now) >= exp:
         raise TokenError("expired")
     return claims
-
-
-def jwks() -> dict:
-    """The public keys that verify local licenses, every configured key (SPEC section 7)."""
-    return {"keys": [key.public_jwk() for key in signing_keys()]}

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from devices.signing import SigningKey, b64url_decode, generate_private_key_text, jwks, sign_local_license
+from devices.signing import b64url_decode, generate_private_key_text, jwks, parse_private_key, sign_local_license
 
 FAR = 4_000_000_000
 
@@ -69,7 +69,7 @@ def test_generate_signing_key_prints_a_usable_new_key():
     code, out, err = run("generate_signing_key")
     key = out.strip()
     assert code == 0 and len(b64url_decode(key)) == 32
-    assert err.strip() == f"kid: {SigningKey.from_private_bytes(b64url_decode(key)).kid}"
+    assert err.strip() == f"kid: {parse_private_key(key, where='test').kid}"
     with override_settings(SIGNING_KEYS=[key]):
         assert jwks()["keys"][0]["kid"] == err.strip().removeprefix("kid: ")
     assert run("generate_signing_key")[1].strip() != key

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
-from devices.signing import SigningKey, b64url_decode, generate_private_key_text
+from devices.signing import generate_private_key_text, parse_private_key
 
 
 class Command(BaseCommand):
@@ -13,8 +15,8 @@ class Command(BaseCommand):
         "Put it first in SIGNING_KEYS (comma-separated) or SIGNING_KEY_FILE (one per line) to make it the signer."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         text = generate_private_key_text()
-        kid = SigningKey.from_private_bytes(b64url_decode(text)).kid
+        kid = parse_private_key(text, where="the generated key").kid
         self.stdout.write(text)
         self.stderr.write(f"kid: {kid}")

@@ -1,11 +1,12 @@
-"""Verify a local license against the configured keys (SPEC section 7, issue 3 point 5)."""
+"""Verify a local license against the configured keys (SPEC section 7, docs/local-licenses.md)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from devices.signing import TokenError, verify_local_license
 
@@ -13,10 +14,10 @@ from devices.signing import TokenError, verify_local_license
 class Command(BaseCommand):
     help = "Print the verified claims of a local license as JSON, or 'invalid: <reason>' on stderr (exit 1)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("token", help="the local license (compact JWS), or - to read it from standard input")
 
-    def handle(self, *args, token: str, **options) -> None:
+    def handle(self, *args: Any, token: str, **options: Any) -> None:
         if token == "-":
             token = sys.stdin.read().strip()
         try:

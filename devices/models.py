@@ -88,3 +88,25 @@ class Decision(models.Model):
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else f"refused {self.code}"
         return f"{self.endpoint} {self.device_uuid} {verdict} ({self.rule})"
+
+
+OVERUSE_SPENT = "overuse_spent"  # device-slots above the quantity, concurrent items
+
+
+class QuotaCounter(models.Model):
+    """Running total of one metric of one item (scans, pages per module, overuse spent).
+    It lives with the devices because authorization reads it (a scan or page item whose quota is
+    spent refuses new devices, SPEC section 4); the usage app writes it.
+
+    Updated with ``F() + n`` inside the transaction that records the report, after locking the
+    item row, so it never loses or doubles a count."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="counters")
+    metric = models.CharField(max_length=32)
+    used = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "metric"], name="quota_counter_unique"),
+            models.CheckConstraint(condition=Q(used__gte=0), name="quota_counter_non_negative"),
+        ]

@@ -12,73 +12,27 @@ device before it commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from devices.models import Decision, Device
+from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
+from devices.outcomes import (
+    DEVICE_NOT_AUTHORIZED,
+    LICENSE_KEY_INVALID,
+    NO_MATCHING_LICENSE,
+    TERM_CODES,
+    Refusal,
+    Verdict,
+)
 from licenses import rules
+from licenses.clock import SLOT, rfc3339, slot_start_of
 from licenses.domains import domain_matches
 from licenses.models import License, LicenseItem, Project
-from usage.models import OVERUSE_SPENT, QuotaCounter
-from usage.slots import SLOT, slot_start_of
 
 REPORT_INTERVAL_S = 180
-
-# SPEC section 6: code -> (name, HTTP status).
-ERRORS: dict[int, tuple[str, int]] = {
-    1: ("INVALID_REQUEST", 400),
-    2: ("IDEMPOTENCY_CONFLICT", 409),
-    101: ("LICENSE_KEY_INVALID", 403),
-    103: ("DOMAIN_MISMATCH", 403),
-    104: ("NO_MATCHING_LICENSE", 403),
-    111: ("LICENSE_EXPIRED", 403),
-    112: ("LICENSE_NOT_YET_EFFECTIVE", 403),
-    113: ("LICENSE_REVOKED", 403),
-    116: ("DEVICE_NOT_AUTHORIZED", 403),
-    120: ("USAGE_EXCEEDED", 403),
-    130: ("RATE_LIMITED", 429),
-}
-TERM_CODES = (111, 112, 113)  # the item itself is not usable (status or term)
-
-
-def error_detail(code: int, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"code": code, "name": ERRORS[code][0], "message": message}
-    if fields:
-        detail["fields"] = fields
-    return detail
-
-
-@dataclass
-class ApiResult:
-    """What a view answers: an HTTP status and a JSON body (and headers, e.g. Retry-After)."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def refusal(cls, code: int, message: str, fields: dict[str, str] | None = None) -> ApiResult:
-        return cls(ERRORS[code][1], {"error": error_detail(code, message, fields)})
-
-
-@dataclass
-class Verdict:
-    """The outcome of checking one item for one request."""
-
-    item: LicenseItem | None
-    allowed: bool
-    rule: str
-    message: str = ""
-    code: int | None = None
-    counts: dict[str, Any] = field(default_factory=dict)
-
-
-def rfc3339(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def record_decision(
@@ -99,8 +53,21 @@ def record_decision(
     )
 
 
-def project_for_key(license_key: str) -> Project | None:
-    return Project.objects.filter(license_key=license_key).first()
+def project_for_key(license_key: str) -> Project:
+    """The project of a license key, or the 101 refusal."""
+    project = Project.objects.filter(license_key=license_key).first()
+    if project is None:
+        raise Refusal(LICENSE_KEY_INVALID, "no project has this license key", rule="license_key_invalid")
+    return project
+
+
+def never_authorized(*, project: Project, endpoint: str, device_uuid: str, now: datetime) -> Refusal:
+    """Usage or release from a device this project never authorized (code 4), recorded."""
+    verdict = Verdict(
+        None, False, "device_not_authorized", "this project never authorized this device", code=DEVICE_NOT_AUTHORIZED
+    )
+    record_decision(project=project, endpoint=endpoint, verdict=verdict, now=now, device_uuid=device_uuid)
+    return Refusal.of(verdict)
 
 
 # --- which items serve a request ---------------------------------------------------------------
@@ -320,16 +287,16 @@ def local_license(*, project: Project, device: Device, item: LicenseItem, remain
 # --- authorize ---------------------------------------------------------------------------------
 
 
-def authorize(*, data, now: datetime) -> ApiResult:
-    """POST /api/v1/authorize for a validated ``devices.schemas.AuthorizeRequest``."""
+def authorize(*, data, now: datetime) -> dict[str, Any]:
+    """Authorize a device (SPEC section 6, ``data``: a validated ``api.schemas.AuthorizeRequest``):
+    the answer's body, or a ``Refusal``."""
     project = project_for_key(data.license_key)
-    if project is None:
-        return ApiResult.refusal(101, "no project has this license key")
     wanted = {"product": data.product, "edition": data.edition, "addon": data.addon, "client_type": data.client_type}
     matching = [item for item in project.items_in_order() if serves(item, **wanted)]
     if not matching:
         what = " ".join(f"{k} {v}" for k, v in wanted.items() if v)
-        verdict = Verdict(None, False, "no_matching_item", f"no item of this project serves {what}", code=104)
+        message = f"no item of this project serves {what}"
+        verdict = Verdict(None, False, "no_matching_item", message, code=NO_MATCHING_LICENSE)
         device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
         record_decision(
             project=project,
@@ -339,11 +306,14 @@ def authorize(*, data, now: datetime) -> ApiResult:
             device=device,
             device_uuid=data.device_uuid,
         )
-        return ApiResult.refusal(104, verdict.message)
+        raise Refusal.of(verdict)
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _authorize_locked(project, data, matching, now=now)
+                answer = _authorize_locked(project, data, matching, now=now)
+            if isinstance(answer, Refusal):
+                raise answer  # after the commit: the refusal's decision is kept
+            return answer
         except IntegrityError:
             # The same new device_uuid authorized twice at once: the loser runs again, finds the
             # device, and locks it first.
@@ -352,7 +322,9 @@ def authorize(*, data, now: datetime) -> ApiResult:
     raise AssertionError("unreachable")
 
 
-def _authorize_locked(project: Project, data, matching: list[LicenseItem], *, now: datetime) -> ApiResult:
+def _authorize_locked(
+    project: Project, data, matching: list[LicenseItem], *, now: datetime
+) -> dict[str, Any] | Refusal:
     device = Device.objects.select_for_update().filter(project=project, device_uuid=data.device_uuid).first()
     candidates = list(matching)
     if device is not None and device.item_id in {i.pk for i in matching}:
@@ -371,7 +343,7 @@ def _authorize_locked(project: Project, data, matching: list[LicenseItem], *, no
                 device=device,
                 device_uuid=data.device_uuid,
             )
-            return ApiResult(200, authorized_body(project, device, item, now=now))
+            return authorized_body(project, device, item, now=now)
         verdicts[item.pk] = verdict
     refusal = choose_refusal([verdicts[i.pk] for i in matching])
     record_decision(
@@ -382,7 +354,7 @@ def _authorize_locked(project: Project, data, matching: list[LicenseItem], *, no
         device=device,
         device_uuid=data.device_uuid,
     )
-    return ApiResult.refusal(refusal.code, refusal.message)
+    return Refusal.of(refusal)
 
 
 def _bind(project: Project, device: Device | None, item: LicenseItem, data, *, now: datetime) -> Device:
@@ -475,17 +447,11 @@ def release_device(*, device: Device, now: datetime, actor=None) -> bool:
         return was == Device.ACTIVE
 
 
-def release(*, data, now: datetime) -> ApiResult:
-    """POST /api/v1/release: 200 {"status": "released"} for a known device, every time."""
+def release(*, data, now: datetime) -> dict[str, Any]:
+    """A device gives its seat back: ``{"status": "released"}`` for a known device, every time."""
     project = project_for_key(data.license_key)
-    if project is None:
-        return ApiResult.refusal(101, "no project has this license key")
     device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
     if device is None:
-        verdict = Verdict(None, False, "device_not_authorized", "this project never authorized this device", code=116)
-        record_decision(
-            project=project, endpoint=Decision.RELEASE, verdict=verdict, now=now, device_uuid=data.device_uuid
-        )
-        return ApiResult.refusal(116, verdict.message)
+        raise never_authorized(project=project, endpoint=Decision.RELEASE, device_uuid=data.device_uuid, now=now)
     release_device(device=device, now=now)
-    return ApiResult(200, {"status": "released"})
+    return {"status": "released"}

@@ -14,6 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from dls_admin.logging import logging_config
+from dls_admin.security import parse_csp
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -57,19 +58,26 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "csp",
     "django_celery_beat",
     "ninja",  # serves the API docs' Swagger UI from our own static files (no CDN, CSP 'self')
     "dls_admin.apps.DlsAdminConfig",  # ops commands, health check, login throttle
     "licenses",
     "devices",
     "usage",
+    "api",
+    "portal",
 ]
+# The simulator, load generator and benchmarks (client/tools): never in production.
+DEV_TOOLS = env.bool("DEV_TOOLS", default=not PRODUCTION)
+if DEV_TOOLS:
+    INSTALLED_APPS.append("client.tools")
 
 MIDDLEWARE = [
     "dls_admin.logging.RequestIdMiddleware",
     "dls_admin.security.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "dls_admin.security.ContentSecurityPolicyMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,12 +125,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Security. The same headers in every environment; HTTPS-only parts in production (section
 # "Production" below). See docs/security.md.
-CONTENT_SECURITY_POLICY = env.str(
-    "CONTENT_SECURITY_POLICY",
-    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-)
-CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=False)
+# The policy (django-csp) is written in the environment as the header's text; empty turns it off.
+# CSP_REPORT_ONLY sends it as Content-Security-Policy-Report-Only instead, to trial a change.
+_csp_policy = {
+    "DIRECTIVES": parse_csp(
+        env.str(
+            "CONTENT_SECURITY_POLICY",
+            default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'",
+        )
+    )
+}
+if not _csp_policy["DIRECTIVES"]:
+    _csp_policy = {}
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _csp_policy
+else:
+    CONTENT_SECURITY_POLICY = _csp_policy
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

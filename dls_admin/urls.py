@@ -1,17 +1,15 @@
-"""Routes. Each app owns its own url module; the device API is one django-ninja router."""
+"""Routes: the JSON APIs, operations endpoints, accounts and the portal."""
 
 from django.contrib import admin
 from django.urls import include, path
 
-from devices.api import api
+from api.device import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
-    path("", include("devices.urls_api")),  # /.well-known/jwks.json
+    path("", include("api.urls")),  # /.well-known/jwks.json
     path("", include("dls_admin.urls_ops")),  # /healthz
-    path("accounts/", include("licenses.urls_accounts")),  # login, logout, password reset
-    path("", include("licenses.urls")),  # portal: licenses, projects; staff dashboard
-    path("", include("devices.urls")),  # portal: devices and servers
-    path("", include("usage.urls")),  # portal: statistics, concurrency, exports
+    path("accounts/", include("portal.urls_accounts")),  # login, logout, password reset
+    path("", include("portal.urls")),  # the portal and the staff dashboard
 ]

@@ -7,25 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from devices.models import Decision, Device
+from devices.models import Decision, Device, QuotaCounter
 from devices.signing import verify_local_license
 from tests import factories
-from tests.factories_api import (
-    NOW,
-    SLOT,
-    authorize,
-    frozen,  # noqa: F401
-    move_clock,
-    no_rate_limits,  # noqa: F401
-    report,
-)
-from usage.models import QuotaCounter, SlotDevice, UsageReport
+from tests.factories import NOW, SLOT, authorize, move_clock, report
+from usage.models import SlotDevice, UsageReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
 
 def concurrent_item(**fields):
-    return factories.item(option="per_concurrent_device", product="dlr", **fields)
+    return factories.LicenseItemFactory(per_concurrent_device=True, product="dlr", **fields)
 
 
 def devices(client, item, n: int) -> list[str]:
@@ -105,7 +97,7 @@ def test_a_concurrent_device_is_active_to_the_end_of_the_next_slot(client):
     assert answer["active_until"] == "2026-11-27T17:33:00Z"
     move_clock(NOW + timedelta(minutes=9))  # idle past the end of the next slot
     lost = report(client, item.project, "c", "r2", SLOT + timedelta(minutes=9), barcode_scans=1).json()
-    assert lost["error"]["code"] == 116
+    assert lost["error"]["code"] == 4
 
 
 def test_a_late_report_counts_in_its_own_slot(client):

@@ -7,30 +7,23 @@ import pytest
 
 from devices.models import Decision
 from tests import factories
-from tests.factories_api import (
-    NOW,
-    authorize,
-    frozen,  # noqa: F401
-    no_rate_limits,  # noqa: F401
-    release,
-    report,
-)
+from tests.factories import NOW, authorize, release, report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
 
 def test_each_request_writes_one_decision(client):
-    item = factories.item(quantity=1, device_grace_percent=0)
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0)
     project = item.project
     authorize(client, project, "a")  # allowed: seat taken
     authorize(client, project, "b")  # refused: 120
     report(client, project, "a", "r1", barcode_scans=2)  # allowed: contact
     report(client, project, "a", "r1", barcode_scans=2)  # duplicate
     report(client, project, "a", "r1", barcode_scans=3)  # 409
-    report(client, project, "zz", "r1")  # 116: never authorized
+    report(client, project, "zz", "r1")  # code 4: never authorized
     authorize(client, project, "a", product="dlr")  # 104
     release(client, project, "a")  # released
-    report(client, project, "a", "r2", barcode_scans=1)  # 116: seat lost, recorded
+    report(client, project, "a", "r2", barcode_scans=1)  # code 4: seat lost, recorded
     rows = list(Decision.objects.order_by("id").values_list("endpoint", "device_uuid", "allowed", "code", "rule"))
     assert rows == [
         ("authorize", "a", True, None, "seat_taken"),
@@ -38,10 +31,10 @@ def test_each_request_writes_one_decision(client):
         ("usage", "a", True, None, "contact"),
         ("usage", "a", True, None, "duplicate_report"),
         ("usage", "a", False, 2, "idempotency_conflict"),
-        ("usage", "zz", False, 116, "device_not_authorized"),
+        ("usage", "zz", False, 4, "device_not_authorized"),
         ("authorize", "a", False, 104, "no_matching_item"),
         ("release", "a", True, None, "released_by_device"),
-        ("usage", "a", False, 116, "seat_lost"),
+        ("usage", "a", False, 4, "seat_lost"),
     ]
     assert all(d.created_at == NOW and d.project_id == project.pk for d in Decision.objects.all())
     first, refused = Decision.objects.order_by("id")[:2]
@@ -52,7 +45,7 @@ def test_each_request_writes_one_decision(client):
 
 
 def test_an_unknown_key_has_no_project_to_record_against(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     response = client.post(
         "/api/v1/authorize",
         {"license_key": "nope", "device_uuid": "d", "product": "dbr", "client_type": "desktop"},

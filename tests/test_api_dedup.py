@@ -6,13 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.factories_api import (
-    SLOT,
-    authorize,
-    frozen,  # noqa: F401
-    no_rate_limits,  # noqa: F401
-    report,
-)
+from tests.factories import SLOT, authorize, report
 from usage.dedup import Sighting, count_sightings
 from usage.models import SightingMemory
 
@@ -80,7 +74,7 @@ def sightings_body(*sightings: Sighting) -> list[dict]:
 
 @pytest.mark.django_db
 def test_the_dedup_memory_lives_across_reports(client):
-    item = factories.item(option="per_barcode_scan", dedup_interval_ms=3000)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, dedup_interval_ms=3000)
     authorize(client, item.project)
     first = report(client, item.project, report_id="1", sightings=sightings_body(s(T0, 1), s(T0, 1), s(T0, 1, "Z")))
     assert first.json()["counted"]["barcode_scans"] == 2
@@ -94,7 +88,7 @@ def test_the_dedup_memory_lives_across_reports(client):
 
 @pytest.mark.django_db
 def test_the_interval_is_the_items(client):
-    item = factories.item(option="per_barcode_scan", dedup_interval_ms=500)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, dedup_interval_ms=500)
     authorize(client, item.project)
     body = report(client, item.project, sightings=sightings_body(s(T0, 1), s(T0 + 600, 20))).json()
     assert body["counted"]["barcode_scans"] == 2
@@ -102,7 +96,7 @@ def test_the_interval_is_the_items(client):
 
 @pytest.mark.django_db
 def test_a_duplicate_report_does_not_touch_the_memory(client):
-    item = factories.item(option="per_barcode_scan")
+    item = factories.LicenseItemFactory(per_barcode_scan=True)
     authorize(client, item.project)
     body = sightings_body(s(T0, 1))
     assert report(client, item.project, report_id="1", sightings=body).json()["counted"]["barcode_scans"] == 1

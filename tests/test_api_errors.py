@@ -8,19 +8,7 @@ import pytest
 
 from devices.models import Decision
 from tests import factories
-from tests.factories_api import (
-    NOW,
-    SLOT,
-    auth_body,
-    authorize,
-    frozen,  # noqa: F401
-    minutes,
-    no_rate_limits,  # noqa: F401
-    post,
-    release,
-    report,
-    usage_body,
-)
+from tests.factories import NOW, SLOT, auth_body, authorize, minutes, post, release, report, usage_body
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
@@ -44,7 +32,7 @@ def test_it_refuses_malformed_json(client):
 
 
 def test_it_names_missing_and_ill_formed_fields(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     body = auth_body(item.project, device_uuid="bad uuid!", client_type="toaster")
     del body["product"]
     error = assert_refusal(post(client, "authorize", body), 400, 1, "INVALID_REQUEST")
@@ -53,7 +41,7 @@ def test_it_names_missing_and_ill_formed_fields(client):
 
 
 def test_it_requires_an_origin_for_web_clients(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     error = assert_refusal(authorize(client, item.project, client_type="web"), 400, 1, "INVALID_REQUEST")
     assert error["fields"] == {"origin": "is required for client_type web"}
     error = assert_refusal(
@@ -85,7 +73,7 @@ def test_it_requires_an_origin_for_web_clients(client):
     ],
 )
 def test_it_refuses_ill_formed_usage_fields(client, fields, bad):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     assert authorize(client, item.project).status_code == 200
     error = assert_refusal(post(client, "usage", usage_body(item.project, **fields)), 400, 1, "INVALID_REQUEST")
     assert bad in error["fields"], error
@@ -101,7 +89,7 @@ def test_it_refuses_ill_formed_usage_fields(client, fields, bad):
     ],
 )
 def test_it_refuses_a_slot_off_the_grid_too_far_ahead_or_too_old(client, slot, reason):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     authorize(client, item.project)
     response = post(client, "usage", {**usage_body(item.project), "slot_start": slot.isoformat()})
     error = assert_refusal(response, 400, 1, "INVALID_REQUEST")
@@ -109,7 +97,7 @@ def test_it_refuses_a_slot_off_the_grid_too_far_ahead_or_too_old(client, slot, r
 
 
 def test_it_accepts_the_slot_bounds_themselves(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     authorize(client, item.project)
     future = NOW + minutes(3)  # <= 5 minutes ahead, on the grid
     oldest = SLOT - timedelta(days=30)  # exactly 30 days old
@@ -118,14 +106,14 @@ def test_it_accepts_the_slot_bounds_themselves(client):
 
 
 def test_it_answers_413_for_a_body_over_one_mebibyte(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     body = auth_body(item.project)
     body["device_name"] = "x" * (1024 * 1024)
     assert_refusal(post(client, "authorize", body), 413, 1, "INVALID_REQUEST")
 
 
 def test_it_takes_a_body_of_exactly_one_mebibyte(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     key = item.project.license_key
     text = f'{{"license_key": "{key}", "device_uuid": "d", "product": "dbr", "client_type": "desktop"}}'
     body = text + " " * (1024 * 1024 - len(text))
@@ -160,81 +148,81 @@ def test_it_answers_400_with_the_spec_body_to_any_shape(client, path, body, cont
 
 
 def test_it_refuses_an_unknown_key_with_101(client):
-    factories.item()
-    assert_refusal(post(client, "authorize", {**auth_body(factories.project()), "license_key": "nope"}), 403, 101,
+    factories.LicenseItemFactory()
+    assert_refusal(post(client, "authorize", {**auth_body(factories.ProjectFactory()), "license_key": "nope"}), 403, 101,
                    "LICENSE_KEY_INVALID")  # fmt: skip
-    body = usage_body(factories.project())
+    body = usage_body(factories.ProjectFactory())
     assert_refusal(post(client, "usage", {**body, "license_key": "nope"}), 403, 101, "LICENSE_KEY_INVALID")
     assert_refusal(post(client, "release", {"license_key": "nope", "device_uuid": "d"}), 403, 101,
                    "LICENSE_KEY_INVALID")  # fmt: skip
 
 
 def test_it_refuses_an_origin_outside_the_domain_with_103(client):
-    item = factories.item(option="per_domain", product="dwt", domain="*.example.com")
+    item = factories.LicenseItemFactory(per_domain=True, product="dwt", domain="*.example.com")
     response = authorize(client, item.project, product="dwt", client_type="web", origin="https://evil.com")
     assert_refusal(response, 403, 103, "DOMAIN_MISMATCH")
 
 
 def test_it_refuses_when_no_item_serves_with_104(client):
-    item = factories.item(product="dbr")
+    item = factories.LicenseItemFactory(product="dbr")
     assert_refusal(authorize(client, item.project, product="dlr"), 403, 104, "NO_MATCHING_LICENSE")
 
 
 def test_it_refuses_an_expired_license_with_111(client):
-    lic = factories.license(starts_at=NOW - timedelta(days=400), expires_at=NOW)
-    item = factories.item(license=lic)
+    lic = factories.LicenseFactory(starts_at=NOW - timedelta(days=400), expires_at=NOW)
+    item = factories.LicenseItemFactory(license=lic)
     assert_refusal(authorize(client, item.project), 403, 111, "LICENSE_EXPIRED")
 
 
 def test_it_refuses_a_license_not_yet_effective_with_112(client):
-    lic = factories.license(starts_at=NOW + timedelta(seconds=1))
-    item = factories.item(license=lic)
+    lic = factories.LicenseFactory(starts_at=NOW + timedelta(seconds=1))
+    item = factories.LicenseItemFactory(license=lic)
     assert_refusal(authorize(client, item.project), 403, 112, "LICENSE_NOT_YET_EFFECTIVE")
 
 
 @pytest.mark.parametrize("status", ["suspended", "revoked"])
 def test_it_refuses_a_suspended_or_revoked_license_with_113(client, status):
-    item = factories.item(license=factories.license(status=status))
+    item = factories.LicenseItemFactory(license=factories.LicenseFactory(status=status))
     assert_refusal(authorize(client, item.project), 403, 113, "LICENSE_REVOKED")
 
 
-def test_it_refuses_usage_and_release_from_a_never_authorized_device_with_116(client):
-    item = factories.item()
-    assert_refusal(report(client, item.project, "stranger"), 403, 116, "DEVICE_NOT_AUTHORIZED")
-    assert_refusal(release(client, item.project, "stranger"), 403, 116, "DEVICE_NOT_AUTHORIZED")
+def test_it_refuses_usage_and_release_from_a_never_authorized_device_with_code_4(client):
+    item = factories.LicenseItemFactory()
+    assert_refusal(report(client, item.project, "stranger"), 403, 4, "DEVICE_NOT_AUTHORIZED")
+    assert_refusal(release(client, item.project, "stranger"), 403, 4, "DEVICE_NOT_AUTHORIZED")
 
 
 def test_it_refuses_a_full_item_with_120(client):
-    item = factories.item(quantity=1, device_grace_percent=0)
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0)
     assert authorize(client, item.project, "a").status_code == 200
     error = assert_refusal(authorize(client, item.project, "b"), 403, 120, "USAGE_EXCEEDED")
     assert error["message"] == "1 of 1 seats are taken (grace 0)"
 
 
 def test_it_refuses_a_reused_report_id_with_another_body_with_409(client):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     authorize(client, item.project)
     assert report(client, item.project, barcode_scans=1).status_code == 200
     assert_refusal(report(client, item.project, barcode_scans=2), 409, 2, "IDEMPOTENCY_CONFLICT")
 
 
-def test_it_rate_limits_per_device_with_130_and_retry_after(client, settings):
+def test_it_rate_limits_per_device_with_code_3_and_retry_after(client, settings):
     settings.API_RATE_LIMIT = "2/m"
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     assert authorize(client, item.project, "rl-1").status_code == 200
     assert authorize(client, item.project, "rl-1").status_code == 200
     response = authorize(client, item.project, "rl-1")
-    assert_refusal(response, 429, 130, "RATE_LIMITED")
+    assert_refusal(response, 429, 3, "RATE_LIMITED")
     assert 1 <= int(response["Retry-After"]) <= 60
     assert authorize(client, item.project, "rl-2").status_code == 200  # another device is not limited
 
 
 def test_it_rate_limits_per_client_address(client, settings):
     settings.API_RATE_LIMIT_ADDRESS = "1/m"
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     assert post(client, "authorize", auth_body(item.project, "a"), REMOTE_ADDR="10.9.8.7").status_code == 200
     response = post(client, "authorize", auth_body(item.project, "b"), REMOTE_ADDR="10.9.8.7")
-    assert_refusal(response, 429, 130, "RATE_LIMITED")
+    assert_refusal(response, 429, 3, "RATE_LIMITED")
     assert post(client, "authorize", auth_body(item.project, "b"), REMOTE_ADDR="10.9.8.8").status_code == 200
 
 
@@ -247,24 +235,24 @@ def test_it_checks_the_shape_before_the_key(client):
 
 
 def test_it_checks_the_slot_before_the_key(client):
-    body = {**usage_body(factories.project()), "license_key": "nope", "slot_start": "2026-11-27T17:25:00Z"}
+    body = {**usage_body(factories.ProjectFactory()), "license_key": "nope", "slot_start": "2026-11-27T17:25:00Z"}
     assert_refusal(post(client, "usage", body), 400, 1, "INVALID_REQUEST")
 
 
 def test_it_checks_the_shape_before_the_rate_limit(client, settings):
     settings.API_RATE_LIMIT_ADDRESS = "1/m"
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     for _ in range(3):
         assert post(client, "authorize", {"license_key": 1}, REMOTE_ADDR="10.1.1.1").status_code == 400
     assert post(client, "authorize", auth_body(item.project), REMOTE_ADDR="10.1.1.1").status_code == 200
 
 
 def test_it_checks_the_device_before_idempotency_and_idempotency_before_the_rules(client):
-    item = factories.item(license=factories.license(status="active"))
+    item = factories.LicenseItemFactory(license=factories.LicenseFactory(status="active"))
     authorize(client, item.project)
     assert report(client, item.project, barcode_scans=1).status_code == 200
-    # Another device with the same report_id: its own namespace, so it is 116, not 409.
-    assert_refusal(report(client, item.project, "other", barcode_scans=2), 403, 116, "DEVICE_NOT_AUTHORIZED")
+    # Another device with the same report_id: its own namespace, so it is code 4, not 409.
+    assert_refusal(report(client, item.project, "other", barcode_scans=2), 403, 4, "DEVICE_NOT_AUTHORIZED")
     # The license gets suspended: a conflicting retry is still 409 (before the rules).
     item.license.status = "suspended"
     item.license.save()
@@ -272,7 +260,7 @@ def test_it_checks_the_device_before_idempotency_and_idempotency_before_the_rule
 
 
 def test_it_records_refusals_as_decisions(client):
-    item = factories.item(quantity=1, device_grace_percent=0)
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0)
     authorize(client, item.project, "a")
     authorize(client, item.project, "b")
     decision = Decision.objects.get(device_uuid="b")

@@ -8,32 +8,24 @@ from datetime import timedelta
 import pytest
 
 from devices.models import Device
+from licenses.clock import slot_start_of
 from licenses.models import MultiTenantDomain
 from tests import factories
-from tests.factories_api import (
-    NOW,
-    authorize,
-    error_of,
-    frozen,  # noqa: F401
-    move_clock,
-    no_rate_limits,  # noqa: F401
-    report,
-)
-from usage.slots import slot_start_of
+from tests.factories import NOW, authorize, error_of, move_clock, report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
 
 def items(*specs, org=None):
     """Items on one project, each on its own license: specs are (expires_in_days, fields)."""
-    org = org or factories.org()
-    project = factories.project(organization=org)
+    org = org or factories.OrganizationFactory()
+    project = factories.ProjectFactory(organization=org)
     made = []
     for days, fields in specs:
-        lic = factories.license(
+        lic = factories.LicenseFactory(
             organization=org, starts_at=NOW - timedelta(days=10), expires_at=NOW + timedelta(days=days)
         )
-        made.append(factories.item(project=project, license=lic, **fields))
+        made.append(factories.LicenseItemFactory(project=project, license=lic, **fields))
     return project, made
 
 
@@ -78,17 +70,21 @@ def test_a_device_moves_on_when_its_item_is_exhausted(client):
 
 
 def test_a_renewal_takes_over_when_the_old_term_ends(client):
-    org = factories.org()
-    project = factories.project(organization=org)
-    old = factories.license(organization=org, starts_at=NOW - timedelta(days=365), expires_at=NOW + timedelta(days=1))
-    new = factories.license(organization=org, starts_at=NOW + timedelta(days=1), expires_at=NOW + timedelta(days=366))
-    old_item = factories.item(project=project, license=old, quantity=5)
-    new_item = factories.item(project=project, license=new, quantity=5)
+    org = factories.OrganizationFactory()
+    project = factories.ProjectFactory(organization=org)
+    old = factories.LicenseFactory(
+        organization=org, starts_at=NOW - timedelta(days=365), expires_at=NOW + timedelta(days=1)
+    )
+    new = factories.LicenseFactory(
+        organization=org, starts_at=NOW + timedelta(days=1), expires_at=NOW + timedelta(days=366)
+    )
+    old_item = factories.LicenseItemFactory(project=project, license=old, quantity=5)
+    new_item = factories.LicenseItemFactory(project=project, license=new, quantity=5)
     assert item_of(authorize(client, project, "a")) == str(old_item.pk)
     later = NOW + timedelta(days=1)
     move_clock(later)
     lost = report(client, project, "a", slot=slot_start_of(later), barcode_scans=1).json()
-    assert lost["error"]["code"] == 116  # its seat ended with the old term
+    assert lost["error"]["code"] == 4  # its seat ended with the old term
     again = authorize(client, project, "a")
     assert item_of(again) == str(new_item.pk)
     assert again.json()["active_until"] == "2027-11-28T17:24:00Z"
@@ -101,14 +97,18 @@ def test_expired_items_are_skipped_when_another_serves(client):
 
 
 def test_every_matching_item_not_yet_effective_or_suspended(client):
-    org = factories.org()
-    project = factories.project(organization=org)
-    factories.item(project=project, license=factories.license(organization=org, status="suspended"))
-    factories.item(project=project, license=factories.license(organization=org, status="revoked"))
+    org = factories.OrganizationFactory()
+    project = factories.ProjectFactory(organization=org)
+    factories.LicenseItemFactory(
+        project=project, license=factories.LicenseFactory(organization=org, status="suspended")
+    )
+    factories.LicenseItemFactory(project=project, license=factories.LicenseFactory(organization=org, status="revoked"))
     assert error_of(authorize(client, project))["code"] == 113
-    project2 = factories.project(organization=org)
+    project2 = factories.ProjectFactory(organization=org)
     for _ in range(2):
-        factories.item(project=project2, license=factories.license(organization=org, starts_at=NOW + timedelta(days=2)))
+        factories.LicenseItemFactory(
+            project=project2, license=factories.LicenseFactory(organization=org, starts_at=NOW + timedelta(days=2))
+        )
     assert error_of(authorize(client, project2))["code"] == 112
 
 
@@ -134,7 +134,7 @@ def test_a_full_item_is_refused_before_an_expired_one(client):
     ],
 )
 def test_which_items_serve_a_request(client, item_fields, request_fields, serves):
-    item = factories.item(**item_fields)
+    item = factories.LicenseItemFactory(**item_fields)
     response = authorize(client, item.project, **request_fields)
     assert (response.status_code == 200) is serves, response.json()
     if not serves:
@@ -170,7 +170,7 @@ def web(client, item, origin: str, uuid: str = "w"):
     ],
 )
 def test_domain_items_match_the_registrable_domain(client, domain, origin, ok):
-    item = factories.item(option="per_domain", product="dwt", domain=domain)
+    item = factories.LicenseItemFactory(per_domain=True, product="dwt", domain=domain)
     response = web(client, item, origin)
     assert (response.status_code == 200) is ok, response.json()
     if ok:
@@ -184,20 +184,20 @@ def test_domain_items_match_the_registrable_domain(client, domain, origin, ok):
 
 def test_a_multi_tenant_platform_is_matched_one_label_deeper(client):
     MultiTenantDomain.objects.get_or_create(domain="force.com")
-    item = factories.item(option="per_domain", product="dwt", domain="dynamsoft.force.com")
+    item = factories.LicenseItemFactory(per_domain=True, product="dwt", domain="dynamsoft.force.com")
     assert web(client, item, "https://dynamsoft.force.com").status_code == 200
     assert web(client, item, "https://eu.dynamsoft.force.com", "w2").status_code == 200
     assert error_of(web(client, item, "https://other.force.com", "w3"))["code"] == 103
 
 
 def test_the_device_records_its_normalized_origin(client):
-    item = factories.item(option="per_domain", product="dwt", domain="example.com")
+    item = factories.LicenseItemFactory(per_domain=True, product="dwt", domain="example.com")
     assert web(client, item, "HTTPS://App.Example.COM:443").status_code == 200
     assert Device.objects.get().origin == "https://app.example.com"
 
 
 def test_domain_items_serve_only_web_clients(client):
-    item = factories.item(option="per_domain", product="dwt", domain="example.com")
+    item = factories.LicenseItemFactory(per_domain=True, product="dwt", domain="example.com")
     assert error_of(authorize(client, item.project, product="dwt", client_type="desktop"))["code"] == 104
 
 

@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from devices.models import Decision
+from devices.models import Decision, QuotaCounter
 from tests import factories
-from tests.factories_api import (
-    SLOT,
-    authorize,
-    error_of,
-    frozen,  # noqa: F401
-    no_rate_limits,  # noqa: F401
-    report,
-)
-from usage.models import QuotaCounter, UsageCount
+from tests.factories import SLOT, authorize, error_of, report
+from usage.models import UsageCount
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
 
 def scan_item(**fields):
-    return factories.item(option="per_barcode_scan", **fields)
+    return factories.LicenseItemFactory(per_barcode_scan=True, **fields)
 
 
 def test_it_reports_remaining_scans_and_the_item_dedup_interval(client):
@@ -79,10 +72,10 @@ def test_sdk_counts_and_sightings_add_up(client):
 
 
 def test_the_dwt_barcode_addon_is_its_own_scan_quota(client):
-    lic = factories.license()
-    project = factories.project(organization=lic.organization)
-    addon = factories.item(option="per_barcode_scan", product="dwt", license=lic, project=project, quantity=5)
-    factories.item(option="per_page", product="dwt", license=lic, project=project)
+    lic = factories.LicenseFactory()
+    project = factories.ProjectFactory(organization=lic.organization)
+    addon = factories.LicenseItemFactory(per_barcode_scan=True, product="dwt", license=lic, project=project, quantity=5)
+    factories.LicenseItemFactory(per_page=True, product="dwt", license=lic, project=project)
     body = authorize(client, project, product="dwt", addon="barcode_reader").json()
     assert body["item"]["id"] == str(addon.pk)
     base = authorize(client, project, "base", product="dwt").json()
@@ -93,7 +86,7 @@ def test_the_dwt_barcode_addon_is_its_own_scan_quota(client):
 
 
 def page_item(**quantities):
-    return factories.item(option="per_page", product="dwt", quantities=quantities, quota_grace_percent=0)
+    return factories.LicenseItemFactory(per_page=True, product="dwt", quantities=quantities, quota_grace_percent=0)
 
 
 def test_pages_count_per_module(client):

@@ -18,10 +18,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from devices.models import Device
+from devices.models import Device, QuotaCounter
 from tests import factories
-from tests.factories_api import NOW, SLOT, auth_body, frozen, no_rate_limits, post, usage_body  # noqa: F401
-from usage.models import QuotaCounter, SlotDevice, UsageCount, UsageReport
+from tests.factories import NOW, SLOT, auth_body, post, usage_body
+from usage.models import SlotDevice, UsageCount, UsageReport
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -69,7 +69,7 @@ def outcome(results) -> Counter:
 def test_it_never_gives_an_eleventh_seat_plus_one():
     overshoots = 0
     for run in range(RUNS):
-        item = factories.item(quantity=10, device_grace_percent=10)
+        item = factories.LicenseItemFactory(quantity=10, device_grace_percent=10)
         bodies = [("authorize", auth_body(item.project, f"r{run}-d{i}")) for i in range(THREADS)]
         got = outcome(race(bodies))
         active = Device.objects.filter(item=item, state="active").count()
@@ -82,7 +82,7 @@ def test_it_never_gives_an_eleventh_seat_plus_one():
 
 def test_one_new_device_authorizing_many_times_at_once_takes_one_seat():
     for run in range(RUNS):
-        item = factories.item(quantity=10, device_grace_percent=10)
+        item = factories.LicenseItemFactory(quantity=10, device_grace_percent=10)
         Device.objects.bulk_create(authorized_devices(item, [f"r{run}-other{i}" for i in range(10)]))
         got = outcome(race([("authorize", auth_body(item.project, f"r{run}-same"))] * 20))
         assert got == Counter({200: 20}), got  # the last seat, taken once, kept by every retry
@@ -91,7 +91,7 @@ def test_one_new_device_authorizing_many_times_at_once_takes_one_seat():
 
 def test_it_never_admits_a_server_over_the_quantity():
     for run in range(RUNS):
-        item = factories.item(option="per_server", quantity=10)
+        item = factories.LicenseItemFactory(per_server=True, quantity=10)
         bodies = [
             ("authorize", auth_body(item.project, f"r{run}-s{i}", edition="server", client_type="server"))
             for i in range(THREADS)
@@ -104,7 +104,7 @@ def test_it_never_admits_a_server_over_the_quantity():
 
 def test_a_concurrency_slot_stops_at_its_ceiling():
     for run in range(RUNS):
-        item = factories.item(option="per_concurrent_device", product="dlr", quantity=10, overuse_percent=20)
+        item = factories.LicenseItemFactory(per_concurrent_device=True, product="dlr", quantity=10, overuse_percent=20)
         uuids = [f"r{run}-c{i}" for i in range(THREADS)]
         Device.objects.bulk_create(authorized_devices(item, uuids))
         bodies = [("usage", usage_body(item.project, uuid, "rep-1", barcode_scans=1)) for uuid in uuids]
@@ -120,7 +120,7 @@ def test_a_concurrency_slot_stops_at_its_ceiling():
 
 def test_a_quota_reached_by_simultaneous_reports_refuses_exactly_the_reports_past_it():
     for run in range(RUNS):
-        item = factories.item(option="per_barcode_scan", quantity=40, quota_grace_percent=0)
+        item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=40, quota_grace_percent=0)
         uuids = [f"r{run}-q{i}" for i in range(THREADS)]
         Device.objects.bulk_create(authorized_devices(item, uuids))
         results = race([("usage", usage_body(item.project, uuid, "rep-1", barcode_scans=1)) for uuid in uuids])
@@ -133,7 +133,7 @@ def test_a_quota_reached_by_simultaneous_reports_refuses_exactly_the_reports_pas
 
 def test_the_same_report_sent_at_once_counts_once():
     for run in range(RUNS):
-        item = factories.item(option="per_barcode_scan", quantity=100_000)
+        item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100_000)
         assert post(Client(), "authorize", auth_body(item.project, f"r{run}")).status_code == 200
         body = usage_body(item.project, f"r{run}", "same", barcode_scans=7)
         results = race([("usage", body)] * 20)

@@ -11,18 +11,7 @@ from devices.models import Decision, Device
 from devices.services import seat_counts
 from devices.signing import verify_local_license
 from tests import factories
-from tests.factories_api import (
-    NOW,
-    SLOT,
-    authorize,
-    error_of,
-    frozen,  # noqa: F401
-    minutes,
-    move_clock,
-    no_rate_limits,  # noqa: F401
-    release,
-    report,
-)
+from tests.factories import NOW, SLOT, authorize, error_of, minutes, move_clock, release, report
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
@@ -33,14 +22,14 @@ def fill(client, item, n: int, prefix: str = "d") -> list[int]:
 
 @pytest.mark.parametrize("quantity, grace, admitted", [(10, 10, 11), (30, 10, 33), (1, 10, 1), (5, 0, 5), (9, 10, 9)])
 def test_it_admits_seats_plus_grace_floored(client, quantity, grace, admitted):
-    item = factories.item(quantity=quantity, device_grace_percent=grace)
+    item = factories.LicenseItemFactory(quantity=quantity, device_grace_percent=grace)
     codes = fill(client, item, admitted + 2)
     assert codes == [200] * admitted + [403, 403]
     assert Device.objects.filter(item=item, state="active").count() == admitted
 
 
 def test_it_reports_remaining_seats_without_grace(client):
-    item = factories.item(quantity=10)
+    item = factories.LicenseItemFactory(quantity=10)
     bodies = [authorize(client, item.project, f"d-{i}").json() for i in range(11)]
     assert [b["remaining"]["seats"] for b in bodies] == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0]
     refused = authorize(client, item.project, "d-11")
@@ -48,7 +37,7 @@ def test_it_reports_remaining_seats_without_grace(client):
 
 
 def test_it_keeps_a_reauthorized_device_on_its_seat(client):
-    item = factories.item(quantity=1, device_grace_percent=0)
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0)
     first = authorize(client, item.project, "a").json()
     move_clock(NOW + timedelta(days=1))
     again = authorize(client, item.project, "a")
@@ -60,7 +49,9 @@ def test_it_keeps_a_reauthorized_device_on_its_seat(client):
 
 @pytest.mark.parametrize("period, days", [("yearly", 365), ("quarterly", 90), ("monthly", 30), ("daily", 1)])
 def test_it_keeps_a_device_active_for_its_period(client, period, days):
-    item = factories.item(period=period, license=factories.license(expires_at=NOW + timedelta(days=400)))
+    item = factories.LicenseItemFactory(
+        period=period, license=factories.LicenseFactory(expires_at=NOW + timedelta(days=400))
+    )
     body = authorize(client, item.project, "a").json()
     assert body["active_until"] == (NOW + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
     claims = verify_local_license(body["local_license"], now=NOW)
@@ -69,14 +60,14 @@ def test_it_keeps_a_device_active_for_its_period(client, period, days):
 
 
 def test_it_caps_active_until_at_the_license_expiry(client):
-    lic = factories.license(starts_at=NOW - timedelta(days=300), expires_at=NOW + timedelta(days=10))
-    item = factories.item(license=lic)
+    lic = factories.LicenseFactory(starts_at=NOW - timedelta(days=300), expires_at=NOW + timedelta(days=10))
+    item = factories.LicenseItemFactory(license=lic)
     body = authorize(client, item.project, "a").json()
     assert body["active_until"] == "2026-12-07T17:24:00Z"
 
 
 def test_every_contact_refreshes_active_until(client):
-    item = factories.item(period="daily")
+    item = factories.LicenseItemFactory(period="daily")
     authorize(client, item.project, "a")
     later = NOW + timedelta(hours=20)
     move_clock(later)
@@ -88,7 +79,7 @@ def test_every_contact_refreshes_active_until(client):
 
 
 def test_a_device_idle_past_active_until_frees_its_seat_at_that_instant(client):
-    item = factories.item(quantity=1, device_grace_percent=0, period="daily")
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0, period="daily")
     authorize(client, item.project, "a")
     move_clock(NOW + timedelta(days=1) - timedelta(microseconds=1))
     assert authorize(client, item.project, "b").status_code == 403  # a still holds it
@@ -97,13 +88,13 @@ def test_a_device_idle_past_active_until_frees_its_seat_at_that_instant(client):
     assert authorize(client, item.project, "b").status_code == 200
 
 
-def test_a_device_that_lost_its_seat_is_told_116_and_still_recorded(client):
-    item = factories.item(period="daily")
+def test_a_device_that_lost_its_seat_is_told_code_4_and_still_recorded(client):
+    item = factories.LicenseItemFactory(period="daily")
     authorize(client, item.project, "a")
     move_clock(NOW + timedelta(days=2))
     response = report(client, item.project, "a", slot=SLOT + timedelta(days=2), barcode_scans=5)
     body = response.json()
-    assert response.status_code == 200 and body["allowed"] is False and body["error"]["code"] == 116
+    assert response.status_code == 200 and body["allowed"] is False and body["error"]["code"] == 4
     assert "local_license" not in body and body["counted"]["barcode_scans"] == 5
     device = Device.objects.get(device_uuid="a")
     assert device.active_until == NOW + timedelta(days=1)  # not refreshed
@@ -111,19 +102,19 @@ def test_a_device_that_lost_its_seat_is_told_116_and_still_recorded(client):
 
 
 def test_release_frees_the_seat_and_answers_the_same_twice(client):
-    item = factories.item(quantity=1, device_grace_percent=0)
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0)
     authorize(client, item.project, "a")
     assert release(client, item.project, "a").json() == {"status": "released"}
     assert release(client, item.project, "a").json() == {"status": "released"}
     assert Device.objects.get(device_uuid="a").state == "released"
     assert authorize(client, item.project, "b").status_code == 200
     body = report(client, item.project, "a", barcode_scans=1).json()
-    assert body["allowed"] is False and body["error"]["code"] == 116
+    assert body["allowed"] is False and body["error"]["code"] == 4
     assert "was released" in body["error"]["message"]
 
 
 def test_a_released_device_takes_a_seat_again_on_reauthorization(client):
-    item = factories.item(quantity=1, device_grace_percent=0)
+    item = factories.LicenseItemFactory(quantity=1, device_grace_percent=0)
     authorize(client, item.project, "a")
     release(client, item.project, "a")
     assert authorize(client, item.project, "a").status_code == 200
@@ -132,7 +123,7 @@ def test_a_released_device_takes_a_seat_again_on_reauthorization(client):
 
 
 def test_it_issues_first_use_licenses_valid_to_the_item_expiry(client):
-    item = factories.item(activation_basis="first_use", period="monthly")
+    item = factories.LicenseItemFactory(activation_basis="first_use", period="monthly")
     body = authorize(client, item.project, "a").json()
     claims = verify_local_license(body["local_license"], now=NOW)
     assert claims["exp"] == int(item.license.expires_at.timestamp())
@@ -156,7 +147,7 @@ def server(client, item, uuid):
 
 
 def test_it_admits_servers_up_to_the_quantity_without_grace(client):
-    item = factories.item(option="per_server", quantity=2, device_grace_percent=50)
+    item = factories.LicenseItemFactory(per_server=True, quantity=2, device_grace_percent=50)
     assert [server(client, item, f"s{i}").status_code for i in range(3)] == [200, 200, 403]
     assert error_of(server(client, item, "s9")) == {
         "code": 120,
@@ -167,7 +158,7 @@ def test_it_admits_servers_up_to_the_quantity_without_grace(client):
 
 
 def test_a_server_stays_active_for_the_heartbeat_timeout(client):
-    item = factories.item(option="per_server", quantity=1, heartbeat_timeout_s=600)
+    item = factories.LicenseItemFactory(per_server=True, quantity=1, heartbeat_timeout_s=600)
     body = server(client, item, "s1").json()
     assert body["active_until"] == "2026-11-27T17:34:00Z"
     move_clock(NOW + minutes(9))
@@ -180,9 +171,9 @@ def test_a_server_stays_active_for_the_heartbeat_timeout(client):
 
 
 def test_server_items_serve_only_servers_and_device_items_never_serve_servers(client):
-    server_item = factories.item(option="per_server")
+    server_item = factories.LicenseItemFactory(per_server=True)
     assert authorize(client, server_item.project, "x", edition="server", client_type="desktop").status_code == 403
-    device_item = factories.item(option="per_client_device")
+    device_item = factories.LicenseItemFactory(per_client_device=True)
     response = authorize(client, device_item.project, "x", client_type="server")
     assert error_of(response)["code"] == 104
 
@@ -197,7 +188,7 @@ def test_server_items_serve_only_servers_and_device_items_never_serve_servers(cl
     ],
 )
 def test_a_license_term_is_half_open(client, starts, expires, code):
-    item = factories.item(license=factories.license(starts_at=starts, expires_at=expires))
+    item = factories.LicenseItemFactory(license=factories.LicenseFactory(starts_at=starts, expires_at=expires))
     response = authorize(client, item.project, "a")
     if code is None:
         assert response.status_code == 200

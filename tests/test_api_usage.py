@@ -7,27 +7,19 @@ from datetime import timedelta
 
 import pytest
 
-from devices.models import Decision, Device
+from devices.models import Decision, Device, QuotaCounter
 from devices.services import release_device
 from devices.signing import verify_local_license
+from licenses.clock import slot_end_of, slot_start_of
 from tests import factories
-from tests.factories_api import (
-    NOW,
-    SLOT,
-    authorize,
-    frozen,  # noqa: F401
-    move_clock,
-    no_rate_limits,  # noqa: F401
-    report,
-)
-from usage.models import QuotaCounter, UsageCount, UsageReport
-from usage.slots import slot_end_of, slot_start_of
+from tests.factories import NOW, SLOT, authorize, move_clock, report
+from usage.models import UsageCount, UsageReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
 
 def test_it_accepts_a_report_and_answers_with_a_local_license(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     body = report(client, item.project, barcode_scans=4).json()
     assert body["status"] == "accepted" and body["allowed"] is True
@@ -39,7 +31,7 @@ def test_it_accepts_a_report_and_answers_with_a_local_license(client):
 
 
 def test_a_retry_replays_the_first_answer_and_counts_nothing(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     first = report(client, item.project, report_id="r-7", barcode_scans=4).json()
     move_clock(NOW + timedelta(minutes=1))
@@ -51,7 +43,7 @@ def test_a_retry_replays_the_first_answer_and_counts_nothing(client):
 
 
 def test_a_reused_report_id_with_another_body_counts_nothing(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     report(client, item.project, report_id="r-7", barcode_scans=4)
     response = report(client, item.project, report_id="r-7", barcode_scans=5)
@@ -62,7 +54,7 @@ def test_a_reused_report_id_with_another_body_counts_nothing(client):
 
 
 def test_the_same_body_spelled_differently_is_the_same_report(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     report(client, item.project, report_id="r-1", barcode_scans=4)
     same = report(
@@ -78,7 +70,7 @@ def test_the_same_body_spelled_differently_is_the_same_report(client):
 
 
 def test_report_ids_are_per_device(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project, "a")
     authorize(client, item.project, "b")
     assert report(client, item.project, "a", report_id="x", barcode_scans=1).json()["status"] == "accepted"
@@ -88,7 +80,7 @@ def test_report_ids_are_per_device(client):
 
 @pytest.mark.parametrize("status", ["suspended", "revoked"])
 def test_a_report_for_a_suspended_or_revoked_item_is_recorded_and_refused_113(client, status):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     item.license.status = status
     item.license.save()
@@ -98,21 +90,21 @@ def test_a_report_for_a_suspended_or_revoked_item_is_recorded_and_refused_113(cl
 
 
 def test_a_report_for_an_expired_item_is_recorded(client):
-    lic = factories.license(starts_at=NOW - timedelta(days=100), expires_at=NOW + timedelta(hours=1))
-    item = factories.item(option="per_client_device", license=lic)
+    lic = factories.LicenseFactory(starts_at=NOW - timedelta(days=100), expires_at=NOW + timedelta(hours=1))
+    item = factories.LicenseItemFactory(per_client_device=True, license=lic)
     authorize(client, item.project)
     later = NOW + timedelta(hours=1)
     move_clock(later)
     body = report(client, item.project, barcode_scans=3, slot=slot_start_of(later)).json()
-    # The seat ran out with the license (active_until = expires_at): 116 sends the SDK to
+    # The seat ran out with the license (active_until = expires_at): code 4 sends the SDK to
     # re-authorize, which binds a renewal if there is one, or answers 111.
-    assert body["allowed"] is False and body["error"]["code"] == 116
+    assert body["allowed"] is False and body["error"]["code"] == 4
     assert UsageCount.objects.get().count == 3
     assert authorize(client, item.project).json()["error"]["code"] == 111
 
 
 def test_an_expired_item_with_a_live_device_row_answers_111(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     device = Device.objects.get()
     item.license.expires_at = NOW  # expires now; the device row still says active later
@@ -122,20 +114,20 @@ def test_an_expired_item_with_a_live_device_row_answers_111(client):
     assert body["error"]["code"] == 111
 
 
-def test_usage_after_a_staff_release_is_recorded_and_refused_116(client):
-    item = factories.item()
+def test_usage_after_a_staff_release_is_recorded_and_refused_code_4(client):
+    item = factories.LicenseItemFactory()
     authorize(client, item.project)
-    staff = factories.user(is_staff=True)
+    staff = factories.UserFactory(is_staff=True)
     assert release_device(device=Device.objects.get(), now=NOW, actor=staff) is True
     assert release_device(device=Device.objects.get(), now=NOW, actor=staff) is False
     body = report(client, item.project, barcode_scans=2).json()
-    assert body["error"]["code"] == 116 and body["counted"]["barcode_scans"] == 2
+    assert body["error"]["code"] == 4 and body["counted"]["barcode_scans"] == 2
     rules = list(Decision.objects.order_by("id").values_list("rule", flat=True))
     assert rules == ["seat_taken", "released_by_staff", "already_released", "seat_lost"]
 
 
 def test_a_heartbeat_counts_nothing(client):
-    item = factories.item(option="per_barcode_scan", quantity=100)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
     authorize(client, item.project)
     body = report(client, item.project).json()
     assert body["allowed"] is True and body["counted"] == {"barcode_scans": 0, "pages": {}}

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from devices.models import Device
-from tests.factories_portal import world
+from tests.factories import world
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
@@ -97,7 +97,7 @@ def test_it_logs_in_and_reads_the_quota_bars(browser, live_server, w):
     assert page.get_by_label("Password").is_visible()
     shot(page, "login")
     log_in(page, live_server, w.owner.username)
-    assert page.url == live_server.url + reverse("licenses:home")
+    assert page.url == live_server.url + reverse("portal:home")
     bar = page.get_by_role("img", name=re.compile(r"^Barcode scans: 8500 of 10000 scans used, 85\.0 percent"))
     assert bar.count() == 1
     meter = page.locator(".meter", has=bar)
@@ -119,9 +119,9 @@ def test_it_fits_a_phone_screen(browser, live_server, w):
     page = new_page(browser, phone=True)
     log_in(page, live_server, w.owner.username)
     for name, url in [
-        ("home-phone", reverse("licenses:home")),
-        ("project-phone", reverse("licenses:project", args=[w.project.pk])),
-        ("devices-phone", reverse("devices:list", args=[w.project.pk])),
+        ("home-phone", reverse("portal:home")),
+        ("project-phone", reverse("portal:project", args=[w.project.pk])),
+        ("devices-phone", reverse("portal:devices", args=[w.project.pk])),
     ]:
         page.goto(live_server.url + url)
         # Nothing wider than the screen: tables scroll inside their own box.
@@ -137,7 +137,7 @@ def test_it_fits_a_phone_screen(browser, live_server, w):
 def test_it_releases_a_seat(browser, live_server, w):
     page = new_page(browser)
     log_in(page, live_server, w.owner.username)
-    page.goto(live_server.url + reverse("devices:list", args=[w.project.pk]))
+    page.goto(live_server.url + reverse("portal:devices", args=[w.project.pk]))
     shot(page, "devices")
     with page.expect_navigation():
         page.get_by_role("button", name="Release the seat of Front desk 0").click()
@@ -146,7 +146,7 @@ def test_it_releases_a_seat(browser, live_server, w):
     assert w.device.state == Device.RELEASED
     assert page.get_by_role("button", name="Release the seat of Front desk 0").count() == 0
     shot(page, "devices-released")
-    page.goto(live_server.url + reverse("devices:detail", args=[w.device.pk]))
+    page.goto(live_server.url + reverse("portal:device", args=[w.device.pk]))
     shot(page, "device-history")
     page.context.close()
 
@@ -155,7 +155,7 @@ def test_it_reorders_items_with_the_keyboard(browser, live_server, w):
     first, second = list(w.project.items_in_order())[:2]
     page = new_page(browser)
     log_in(page, live_server, w.owner.username)
-    page.goto(live_server.url + reverse("licenses:project", args=[w.project.pk]))
+    page.goto(live_server.url + reverse("portal:project", args=[w.project.pk]))
     shot(page, "project")
     # Reach the button with the keyboard: focus is visible on it.
     button = page.get_by_role("button", name=f"Move item #{first.pk} down")
@@ -183,7 +183,7 @@ def test_it_reorders_items_with_the_keyboard(browser, live_server, w):
 def test_it_downloads_a_csv(browser, live_server, w, tmp_path):
     page = new_page(browser)
     log_in(page, live_server, w.owner.username)
-    page.goto(live_server.url + reverse("usage:statistics", args=[w.project.pk]))
+    page.goto(live_server.url + reverse("portal:statistics", args=[w.project.pk]))
     shot(page, "statistics")
     with page.expect_download() as info:
         page.get_by_role("link", name="Devices seen in the period").click()
@@ -196,9 +196,9 @@ def test_it_downloads_a_csv(browser, live_server, w, tmp_path):
         "device_uuid,item,client_type,origin,device_name,first_authorized_at,last_seen_at,active_until,state"
     )
     assert any("Front desk 0" in line for line in lines[1:])
-    page.goto(live_server.url + reverse("usage:concurrency", args=[w.project.pk]))
+    page.goto(live_server.url + reverse("portal:concurrency", args=[w.project.pk]))
     shot(page, "concurrency")
-    page.goto(live_server.url + reverse("licenses:alert_recipients", args=[w.org.pk]))
+    page.goto(live_server.url + reverse("portal:alert_recipients", args=[w.org.pk]))
     page.get_by_label("Email address").fill("ops@acme.example")
     with page.expect_navigation():
         page.get_by_role("button", name="Add").click()
@@ -210,7 +210,7 @@ def test_it_downloads_a_csv(browser, live_server, w, tmp_path):
 def test_it_shows_staff_their_dashboard(browser, live_server, w):
     page = new_page(browser)
     log_in(page, live_server, w.staff.username)
-    assert page.url == live_server.url + reverse("licenses:staff_dashboard")
+    assert page.url == live_server.url + reverse("portal:staff_dashboard")
     assert page.get_by_role("heading", name="Staff dashboard").is_visible()
     link = page.get_by_role("link", name=w.scan.license.license_id).first
     assert link.get_attribute("href") == reverse("admin:licenses_license_change", args=[w.scan.license_id])

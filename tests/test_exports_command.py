@@ -7,7 +7,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 
 pytestmark = pytest.mark.django_db
@@ -22,11 +21,11 @@ def export(*args):
 
 
 def test_it_writes_the_usage_csv_between_dates():
-    item = factories.item(option="per_barcode_scan", quantity=100)
-    d = fj.device(item)
-    fj.report(d, slot_start=DAY - timedelta(minutes=3), counts={"barcode_scans": 1})
-    fj.report(d, slot_start=DAY, counts={"barcode_scans": 2})
-    fj.report(d, slot_start=DAY + timedelta(days=1), counts={"barcode_scans": 3})
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
+    d = factories.DeviceFactory(item=item)
+    factories.UsageReportFactory(device=d, slot_start=DAY - timedelta(minutes=3), counted={"barcode_scans": 1})
+    factories.UsageReportFactory(device=d, slot_start=DAY, counted={"barcode_scans": 2})
+    factories.UsageReportFactory(device=d, slot_start=DAY + timedelta(days=1), counted={"barcode_scans": 3})
     jobs.rollup_usage(now=DAY + timedelta(days=2))
 
     text = export(
@@ -38,7 +37,7 @@ def test_it_writes_the_usage_csv_between_dates():
 
 
 def test_headers_alone_when_there_is_nothing():
-    project = factories.project()
+    project = factories.ProjectFactory()
     assert export("--license-key", project.license_key, "--what", "concurrency") == (
         "slot_start,item,active_devices,limit,overuse_devices\n"
     )
@@ -54,7 +53,7 @@ def test_headers_alone_when_there_is_nothing():
     ],
 )
 def test_bad_arguments_name_the_option(args, option):
-    project = factories.project()
+    project = factories.ProjectFactory()
     if "--license-key" not in args:
         args = ["--license-key", project.license_key, *args]
     with pytest.raises(CommandError, match=option):

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 from usage.exports import export_rows, write_csv
 
@@ -19,16 +18,26 @@ def rows(**kw):
 
 
 def test_usage_csv_has_the_spec_header_and_matches_the_two_hour_rollups():
-    scans = factories.item(option="per_barcode_scan", quantity=1000)
+    scans = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
     project = scans.project
-    pages = factories.item(
-        option="per_page", product="dwt", project=project, license=scans.license, quantities={"ocr": 9}
+    pages = factories.LicenseItemFactory(
+        per_page=True, product="dwt", project=project, license=scans.license, quantities={"ocr": 9}
     )
-    other = factories.item(option="per_barcode_scan", quantity=5)  # another project
-    fj.report(fj.device(scans), slot_start=DAY + timedelta(hours=1), counts={"barcode_scans": 4})
-    fj.report(fj.device(pages), slot_start=DAY + timedelta(hours=1, minutes=30), counts={"pages_ocr": 2})
-    fj.report(fj.device(scans), slot_start=DAY + timedelta(hours=3), counts={"barcode_scans": 1})
-    fj.report(fj.device(other), slot_start=DAY, counts={"barcode_scans": 1})
+    other = factories.LicenseItemFactory(per_barcode_scan=True, quantity=5)  # another project
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=scans), slot_start=DAY + timedelta(hours=1), counted={"barcode_scans": 4}
+    )
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=pages),
+        slot_start=DAY + timedelta(hours=1, minutes=30),
+        counted={"pages_ocr": 2},
+    )
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=scans), slot_start=DAY + timedelta(hours=3), counted={"barcode_scans": 1}
+    )
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=other), slot_start=DAY, counted={"barcode_scans": 1}
+    )
     jobs.rollup_usage(now=DAY + timedelta(hours=4))
 
     assert rows(project=project, what="usage") == [
@@ -48,11 +57,11 @@ def test_usage_csv_has_the_spec_header_and_matches_the_two_hour_rollups():
 
 
 def test_concurrency_csv_matches_the_rollups_with_limit_as_quantity():
-    item = factories.item(option="per_concurrent_device", quantity=2, overuse_percent=50)
+    item = factories.LicenseItemFactory(per_concurrent_device=True, quantity=2, overuse_percent=50)
     s = DAY + timedelta(hours=5)
-    devices = [fj.device(item) for _ in range(3)]
+    devices = [factories.DeviceFactory(item=item) for _ in range(3)]
     for d in devices:
-        fj.report(d, slot_start=s, counts={"barcode_scans": 1})
+        factories.UsageReportFactory(device=d, slot_start=s, counted={"barcode_scans": 1})
     item.slot_devices.filter(device=devices[2]).update(overuse=True)
     jobs.rollup_concurrency(now=s + timedelta(minutes=3))
 
@@ -66,9 +75,9 @@ def test_concurrency_csv_matches_the_rollups_with_limit_as_quantity():
 
 
 def test_devices_csv_reads_live_devices_filtered_by_last_seen_at():
-    item = factories.item(option="per_client_device")
-    web = fj.device(
-        item,
+    item = factories.LicenseItemFactory(per_client_device=True)
+    web = factories.DeviceFactory(
+        item=item,
         device_uuid="web-1",
         client_type="web",
         origin="https://app.example.com",
@@ -77,7 +86,9 @@ def test_devices_csv_reads_live_devices_filtered_by_last_seen_at():
         last_seen_at=DAY + timedelta(hours=1, microseconds=500),
         active_until=DAY + timedelta(days=364),
     )
-    fj.device(item, device_uuid="old", last_seen_at=DAY - timedelta(seconds=1), state="expired", active_until=DAY)
+    factories.DeviceFactory(
+        item=item, device_uuid="old", last_seen_at=DAY - timedelta(seconds=1), state="expired", active_until=DAY
+    )
 
     out = io.StringIO()
     write_csv(project=item.project, what="devices", start=DAY, out=out)
@@ -105,4 +116,4 @@ def test_devices_csv_reads_live_devices_filtered_by_last_seen_at():
 
 def test_an_unknown_export_is_refused():
     with pytest.raises(ValueError, match="usage, concurrency, devices"):
-        rows(project=factories.project(), what="bogus")
+        rows(project=factories.ProjectFactory(), what="bogus")

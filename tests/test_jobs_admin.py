@@ -11,13 +11,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff_client(client):
-    staff = factories.user(is_staff=True, is_superuser=True)
+    staff = factories.UserFactory(is_staff=True, is_superuser=True)
     client.force_login(staff, backend="django.contrib.auth.backends.ModelBackend")
     return client
 
 
 def test_staff_see_rollups_alerts_reminders_and_job_state_read_only(staff_client, now):
-    item = factories.item(option="per_concurrent_device", quantity=3)
+    item = factories.LicenseItemFactory(per_concurrent_device=True, quantity=3)
     ConcurrencyRollup.objects.create(item=item, slot_start=now, active_devices=2, limit=3, overuse_devices=0)
     UsageRollup.objects.create(item=item, granularity="2h", bucket_start=now, metric="barcode_scans", count=7)
     alert = AlertSent.objects.create(item=item, kind="overuse", threshold=80, sent_at=now)
@@ -49,7 +49,8 @@ def test_a_superuser_can_delete_a_job_state_to_rebuild_its_rollups(staff_client,
 
 def test_customers_cannot_open_it(client):
     client.force_login(
-        factories.user(organization=factories.org()), backend="django.contrib.auth.backends.ModelBackend"
+        factories.UserFactory(organization=factories.OrganizationFactory()),
+        backend="django.contrib.auth.backends.ModelBackend",
     )
     response = client.get(reverse("admin:usage_concurrencyrollup_changelist"))
     assert response.status_code == 302

@@ -19,7 +19,6 @@ from django_celery_beat.models import PeriodicTask
 
 from devices.models import Device
 from tests import factories
-from tests import factories_jobs as fj
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -50,9 +49,9 @@ def run_worker_and_beat(tmp_path, extra_env):
     if "REDIS_URL" not in extra_env:
         env.pop("REDIS_URL", None)
     now = timezone.now()
-    item = factories.item()
-    idle = fj.device(item, active_until=now - timedelta(minutes=1))
-    busy = fj.device(item, active_until=now + timedelta(hours=1))
+    item = factories.LicenseItemFactory()
+    idle = factories.DeviceFactory(item=item, active_until=now - timedelta(minutes=1))
+    busy = factories.DeviceFactory(item=item, active_until=now + timedelta(hours=1))
     worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
     with open(worker_log, "w") as wl, open(beat_log, "w") as bl:
         worker = start(["worker", "--pool=solo", "--loglevel=INFO", "--without-mingle", "--without-gossip"], env, wl)

@@ -4,16 +4,15 @@ import pytest
 
 from devices.models import Device
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_expires_a_device_at_the_exact_instant_and_not_a_microsecond_before(now):
-    item = factories.item(option="per_client_device")
-    at_now = fj.device(item, active_until=now)
-    later = fj.device(item, active_until=now + timedelta(microseconds=1))
+    item = factories.LicenseItemFactory(per_client_device=True)
+    at_now = factories.DeviceFactory(item=item, active_until=now)
+    later = factories.DeviceFactory(item=item, active_until=now + timedelta(microseconds=1))
 
     summary = jobs.expire_idle_devices(now=now)
 
@@ -26,8 +25,8 @@ def test_it_expires_a_device_at_the_exact_instant_and_not_a_microsecond_before(n
 
 
 def test_it_records_when_the_seat_ran_out_not_when_the_job_ran(now):
-    item = factories.item(option="per_server")
-    server = fj.device(item, active_until=now - timedelta(hours=3))
+    item = factories.LicenseItemFactory(per_server=True)
+    server = factories.DeviceFactory(item=item, active_until=now - timedelta(hours=3))
 
     jobs.expire_idle_devices(now=now)
 
@@ -37,8 +36,8 @@ def test_it_records_when_the_seat_ran_out_not_when_the_job_ran(now):
 
 
 def test_it_leaves_released_and_expired_devices_alone(now):
-    item = factories.item()
-    released = fj.device(item, state=Device.RELEASED, active_until=now - timedelta(days=1))
+    item = factories.LicenseItemFactory()
+    released = factories.DeviceFactory(item=item, state=Device.RELEASED, active_until=now - timedelta(days=1))
     released.ended_at = now - timedelta(days=2)
     released.save()
 
@@ -49,9 +48,9 @@ def test_it_leaves_released_and_expired_devices_alone(now):
 
 
 def test_it_changes_nothing_when_run_again(now):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     for _ in range(3):
-        fj.device(item, active_until=now - timedelta(minutes=1))
+        factories.DeviceFactory(item=item, active_until=now - timedelta(minutes=1))
 
     assert jobs.expire_idle_devices(now=now)["expired"] == 3
     assert jobs.expire_idle_devices(now=now)["expired"] == 0

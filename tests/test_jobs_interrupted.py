@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 
+from licenses.clock import slot_start_of
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 from usage.models import ConcurrencyRollup, JobState, UsageReport, UsageRollup
 
@@ -18,13 +18,13 @@ class Killed(Exception):
 
 
 def test_a_rollup_killed_before_it_commits_leaves_nothing_and_the_next_run_does_it_all(now, monkeypatch):
-    item = factories.item(option="per_concurrent_device", quantity=5)
-    scans = factories.item(option="per_barcode_scan", quantity=100)
-    s = fj.slot(now) - timedelta(minutes=30)
+    item = factories.LicenseItemFactory(per_concurrent_device=True, quantity=5)
+    scans = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
+    s = slot_start_of(now) - timedelta(minutes=30)
     jobs.rollup_concurrency(now=s)
     jobs.rollup_usage(now=s)
-    fj.report(fj.device(item), slot_start=s, counts={"barcode_scans": 1})
-    fj.report(fj.device(scans), slot_start=s, counts={"barcode_scans": 4})
+    factories.UsageReportFactory(device=factories.DeviceFactory(item=item), slot_start=s, counted={"barcode_scans": 1})
+    factories.UsageReportFactory(device=factories.DeviceFactory(item=scans), slot_start=s, counted={"barcode_scans": 4})
     watermarks = dict(JobState.objects.values_list("name", "watermark"))
 
     # Die right after the first rollup statement ran, before the watermark moved.
@@ -49,12 +49,19 @@ def test_a_rollup_killed_before_it_commits_leaves_nothing_and_the_next_run_does_
 
 
 def test_a_purge_killed_between_batches_keeps_what_it_did_and_the_next_run_finishes(now, monkeypatch):
-    item = factories.item(option="per_barcode_scan", quantity=100)
-    dev = fj.device(item)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
+    dev = factories.DeviceFactory(item=item)
     old = now - timedelta(days=500)
     for i in range(6):
-        fj.report(dev, slot_start=fj.slot(old), received_at=old + timedelta(seconds=i), counts={"barcode_scans": 1})
-    keep = fj.report(dev, slot_start=fj.slot(now), received_at=now, counts={"barcode_scans": 1})
+        factories.UsageReportFactory(
+            device=dev,
+            slot_start=slot_start_of(old),
+            received_at=old + timedelta(seconds=i),
+            counted={"barcode_scans": 1},
+        )
+    keep = factories.UsageReportFactory(
+        device=dev, slot_start=slot_start_of(now), received_at=now, counted={"barcode_scans": 1}
+    )
 
     real_execute, calls = jobs._execute, []
 

@@ -4,8 +4,8 @@ import pytest
 from django.test import override_settings
 
 from devices.models import Decision
+from licenses.clock import slot_start_of
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 from usage.models import ConcurrencyRollup, SightingMemory, SlotDevice, UsageCount, UsageReport, UsageRollup
 
@@ -32,17 +32,20 @@ def decision(item, created_at):
 
 @override_settings(REPORT_RETENTION_DAYS=400)
 def test_it_purges_what_is_past_retention_and_keeps_what_is_within(now):
-    item = factories.item(option="per_concurrent_device", quantity=5, dedup_interval_ms=3000)
-    dev = fj.device(item)
+    item = factories.LicenseItemFactory(per_concurrent_device=True, quantity=5, dedup_interval_ms=3000)
+    dev = factories.DeviceFactory(item=item)
     cutoff = now - timedelta(days=400)
-    old = fj.report(
-        dev,
-        slot_start=fj.slot(cutoff) - timedelta(minutes=3),
+    old = factories.UsageReportFactory(
+        device=dev,
+        slot_start=slot_start_of(cutoff) - timedelta(minutes=3),
         received_at=cutoff - timedelta(microseconds=1),
-        counts={"barcode_scans": 1},
+        counted={"barcode_scans": 1},
     )
-    edge = fj.report(
-        dev, slot_start=fj.slot(cutoff) + timedelta(minutes=3), received_at=cutoff, counts={"barcode_scans": 2}
+    edge = factories.UsageReportFactory(
+        device=dev,
+        slot_start=slot_start_of(cutoff) + timedelta(minutes=3),
+        received_at=cutoff,
+        counted={"barcode_scans": 2},
     )
     ConcurrencyRollup.objects.create(item=item, slot_start=old.slot_start, active_devices=1, limit=5, overuse_devices=0)
     UsageRollup.objects.create(
@@ -76,12 +79,19 @@ def test_it_purges_what_is_past_retention_and_keeps_what_is_within(now):
 
 
 def test_it_deletes_in_batches_by_primary_key(now):
-    item = factories.item(option="per_barcode_scan", quantity=100)
-    dev = fj.device(item)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
+    dev = factories.DeviceFactory(item=item)
     old = now - timedelta(days=500)
     for i in range(7):
-        fj.report(dev, slot_start=fj.slot(old), received_at=old + timedelta(seconds=i), counts={"barcode_scans": 1})
-    keep = fj.report(dev, slot_start=fj.slot(now), received_at=now, counts={"barcode_scans": 1})
+        factories.UsageReportFactory(
+            device=dev,
+            slot_start=slot_start_of(old),
+            received_at=old + timedelta(seconds=i),
+            counted={"barcode_scans": 1},
+        )
+    keep = factories.UsageReportFactory(
+        device=dev, slot_start=slot_start_of(now), received_at=now, counted={"barcode_scans": 1}
+    )
 
     summary = jobs.purge_old_data(now=now, batch=3)
 
@@ -91,8 +101,11 @@ def test_it_deletes_in_batches_by_primary_key(now):
 
 @override_settings(REPORT_RETENTION_DAYS=30)
 def test_retention_comes_from_settings(now):
-    item = factories.item(option="per_barcode_scan", quantity=100)
-    fj.report(
-        fj.device(item), slot_start=fj.slot(now), received_at=now - timedelta(days=31), counts={"barcode_scans": 1}
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=item),
+        slot_start=slot_start_of(now),
+        received_at=now - timedelta(days=31),
+        counted={"barcode_scans": 1},
     )
     assert jobs.purge_old_data(now=now)["usagereport"] == 1

@@ -9,9 +9,9 @@ from django.core import mail
 from django.db import connection
 
 from devices.models import Device
+from licenses.clock import slot_start_of
 from licenses.models import AlertRecipient
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 from usage.models import AlertSent, ConcurrencyRollup, JobState, ReminderSent, UsageReport, UsageRollup
 
@@ -43,10 +43,10 @@ def at_once(job, now, copies=COPIES):
 
 
 def test_expire_idle_devices_twice_at_once(postgres_only, now):
-    item = factories.item()
+    item = factories.LicenseItemFactory()
     for i in range(50):
-        fj.device(item, active_until=now - timedelta(seconds=i))
-    fj.device(item, active_until=now + timedelta(seconds=1))
+        factories.DeviceFactory(item=item, active_until=now - timedelta(seconds=i))
+    factories.DeviceFactory(item=item, active_until=now + timedelta(seconds=1))
 
     results = at_once(jobs.expire_idle_devices, now)
 
@@ -55,14 +55,18 @@ def test_expire_idle_devices_twice_at_once(postgres_only, now):
 
 
 def test_rollups_twice_at_once_equal_one_run(postgres_only, now):
-    item = factories.item(option="per_concurrent_device", quantity=3)
-    scans = factories.item(option="per_barcode_scan", quantity=10_000)
-    base = fj.slot(now) - timedelta(hours=3)
+    item = factories.LicenseItemFactory(per_concurrent_device=True, quantity=3)
+    scans = factories.LicenseItemFactory(per_barcode_scan=True, quantity=10_000)
+    base = slot_start_of(now) - timedelta(hours=3)
     for k in range(30):
         s = base + timedelta(minutes=3 * k)
         for _ in range(k % 4 + 1):
-            fj.report(fj.device(item), slot_start=s, counts={"barcode_scans": 1})
-        fj.report(fj.device(scans), slot_start=s, counts={"barcode_scans": k})
+            factories.UsageReportFactory(
+                device=factories.DeviceFactory(item=item), slot_start=s, counted={"barcode_scans": 1}
+            )
+        factories.UsageReportFactory(
+            device=factories.DeviceFactory(item=scans), slot_start=s, counted={"barcode_scans": k}
+        )
 
     at_once(jobs.rollup_concurrency, now)
     at_once(jobs.rollup_usage, now)
@@ -92,11 +96,15 @@ def test_rollups_twice_at_once_equal_one_run(postgres_only, now):
 
 
 def test_send_usage_alerts_twice_at_once_sends_one_email(postgres_only, now):
-    org = factories.org()
+    org = factories.OrganizationFactory()
     AlertRecipient.objects.create(organization=org, email="ops@x.test")
-    lic = factories.license(organization=org)
+    lic = factories.LicenseFactory(organization=org)
     for _ in range(5):
-        fj.counter(factories.item(option="per_barcode_scan", quantity=10, license=lic), "barcode_scans", 10)
+        factories.QuotaCounterFactory(
+            item=factories.LicenseItemFactory(per_barcode_scan=True, quantity=10, license=lic),
+            metric="barcode_scans",
+            used=10,
+        )
 
     results = at_once(jobs.send_usage_alerts, now)
 
@@ -107,7 +115,7 @@ def test_send_usage_alerts_twice_at_once_sends_one_email(postgres_only, now):
 
 def test_send_renewal_reminders_twice_at_once_sends_each_once(postgres_only, now):
     for _ in range(4):
-        lic = factories.license(starts_at=now - timedelta(days=300), expires_at=now + timedelta(days=7, hours=1))
+        lic = factories.LicenseFactory(starts_at=now - timedelta(days=300), expires_at=now + timedelta(days=7, hours=1))
         AlertRecipient.objects.create(organization=lic.organization, email="billing@x.test")
 
     results = at_once(jobs.send_renewal_reminders, now)
@@ -117,12 +125,19 @@ def test_send_renewal_reminders_twice_at_once_sends_each_once(postgres_only, now
 
 
 def test_purge_old_data_twice_at_once(postgres_only, now):
-    item = factories.item(option="per_barcode_scan", quantity=100)
-    dev = fj.device(item)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100)
+    dev = factories.DeviceFactory(item=item)
     old = now - timedelta(days=500)
     for i in range(25):
-        fj.report(dev, slot_start=fj.slot(old), received_at=old + timedelta(seconds=i), counts={"barcode_scans": 1})
-    fj.report(dev, slot_start=fj.slot(now), received_at=now, counts={"barcode_scans": 1})
+        factories.UsageReportFactory(
+            device=dev,
+            slot_start=slot_start_of(old),
+            received_at=old + timedelta(seconds=i),
+            counted={"barcode_scans": 1},
+        )
+    factories.UsageReportFactory(
+        device=dev, slot_start=slot_start_of(now), received_at=now, counted={"barcode_scans": 1}
+    )
 
     results = at_once(lambda now: jobs.purge_old_data(now=now, batch=4), now)
 

@@ -14,7 +14,7 @@ EXPIRES = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def lic(**kw):
-    license = factories.license(starts_at=EXPIRES - timedelta(days=365), expires_at=EXPIRES, **kw)
+    license = factories.LicenseFactory(starts_at=EXPIRES - timedelta(days=365), expires_at=EXPIRES, **kw)
     AlertRecipient.objects.create(organization=license.organization, email="billing@x.test")
     return license
 
@@ -65,7 +65,7 @@ def test_a_day_the_job_did_not_run_is_caught_up_the_next_day():
 
 def test_renewed_revoked_and_expired_licenses_get_none():
     renewed = lic()
-    renewal = factories.license(
+    renewal = factories.LicenseFactory(
         organization=renewed.organization, starts_at=EXPIRES, expires_at=EXPIRES + timedelta(days=365)
     )
     renewal.renewal_of = renewed

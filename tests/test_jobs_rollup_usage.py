@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import factories
-from tests import factories_jobs as fj
 from usage import jobs
 from usage.models import UsageRollup
 
@@ -21,14 +20,28 @@ def rolled(item, granularity):
 
 
 def test_it_sums_counts_per_item_metric_two_hour_bucket_and_day():
-    scans = factories.item(option="per_barcode_scan", quantity=1000)
-    pages = factories.item(option="per_page", product="dwt", quantities={"core": 100, "ocr": 10})
-    d1, d2, d3 = fj.device(scans), fj.device(scans), fj.device(pages)
-    fj.report(d1, slot_start=DAY + timedelta(hours=1, minutes=57), counts={"barcode_scans": 4})  # last slot of 00-02
-    fj.report(d2, slot_start=DAY + timedelta(hours=1, minutes=3), counts={"barcode_scans": 6})
-    fj.report(d1, slot_start=DAY + timedelta(hours=2), counts={"barcode_scans": 1})  # first slot of 02-04
-    fj.report(d3, slot_start=DAY + timedelta(hours=23, minutes=57), counts={"pages_core": 3, "pages_ocr": 1})
-    fj.report(d3, slot_start=DAY + timedelta(days=1), counts={"pages_core": 5})  # the next day
+    scans = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
+    pages = factories.LicenseItemFactory(per_page=True, product="dwt", quantities={"core": 100, "ocr": 10})
+    d1, d2, d3 = (
+        factories.DeviceFactory(item=scans),
+        factories.DeviceFactory(item=scans),
+        factories.DeviceFactory(item=pages),
+    )
+    factories.UsageReportFactory(
+        device=d1, slot_start=DAY + timedelta(hours=1, minutes=57), counted={"barcode_scans": 4}
+    )  # last slot of 00-02
+    factories.UsageReportFactory(
+        device=d2, slot_start=DAY + timedelta(hours=1, minutes=3), counted={"barcode_scans": 6}
+    )
+    factories.UsageReportFactory(
+        device=d1, slot_start=DAY + timedelta(hours=2), counted={"barcode_scans": 1}
+    )  # first slot of 02-04
+    factories.UsageReportFactory(
+        device=d3, slot_start=DAY + timedelta(hours=23, minutes=57), counted={"pages_core": 3, "pages_ocr": 1}
+    )
+    factories.UsageReportFactory(
+        device=d3, slot_start=DAY + timedelta(days=1), counted={"pages_core": 5}
+    )  # the next day
 
     summary = jobs.rollup_usage(now=DAY + timedelta(days=1, minutes=10))
 
@@ -51,16 +64,19 @@ def test_it_sums_counts_per_item_metric_two_hour_bucket_and_day():
 
 
 def test_a_late_report_re_rolls_its_bucket_and_day_and_nothing_else():
-    item = factories.item(option="per_barcode_scan", quantity=1000)
-    d = fj.device(item)
-    fj.report(d, slot_start=DAY + timedelta(hours=4), counts={"barcode_scans": 2})
-    fj.report(d, slot_start=DAY + timedelta(hours=9), counts={"barcode_scans": 7})
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
+    d = factories.DeviceFactory(item=item)
+    factories.UsageReportFactory(device=d, slot_start=DAY + timedelta(hours=4), counted={"barcode_scans": 2})
+    factories.UsageReportFactory(device=d, slot_start=DAY + timedelta(hours=9), counted={"barcode_scans": 7})
     jobs.rollup_usage(now=DAY + timedelta(hours=10))
 
     # Three days later a device that was offline uploads a report for the 04:00 slot.
     later = DAY + timedelta(days=3)
-    fj.report(
-        fj.device(item), slot_start=DAY + timedelta(hours=4, minutes=3), received_at=later, counts={"barcode_scans": 5}
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=item),
+        slot_start=DAY + timedelta(hours=4, minutes=3),
+        received_at=later,
+        counted={"barcode_scans": 5},
     )
     summary = jobs.rollup_usage(now=later + timedelta(minutes=10))
 
@@ -73,11 +89,11 @@ def test_a_late_report_re_rolls_its_bucket_and_day_and_nothing_else():
 
 
 def test_the_current_bucket_is_rolled_and_grows_with_later_reports():
-    item = factories.item(option="per_barcode_scan", quantity=1000)
-    d = fj.device(item)
-    fj.report(d, slot_start=DAY, counts={"barcode_scans": 1})
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
+    d = factories.DeviceFactory(item=item)
+    factories.UsageReportFactory(device=d, slot_start=DAY, counted={"barcode_scans": 1})
     jobs.rollup_usage(now=DAY + timedelta(minutes=10))
-    fj.report(d, slot_start=DAY + timedelta(minutes=30), counts={"barcode_scans": 2})
+    factories.UsageReportFactory(device=d, slot_start=DAY + timedelta(minutes=30), counted={"barcode_scans": 2})
     jobs.rollup_usage(now=DAY + timedelta(minutes=40))
 
     assert rolled(item, "2h") == [(DAY, "barcode_scans", 3)]
@@ -85,8 +101,10 @@ def test_the_current_bucket_is_rolled_and_grows_with_later_reports():
 
 
 def test_running_twice_gives_the_same_rollups():
-    item = factories.item(option="per_barcode_scan", quantity=1000)
-    fj.report(fj.device(item), slot_start=DAY, counts={"barcode_scans": 9})
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=item), slot_start=DAY, counted={"barcode_scans": 9}
+    )
     jobs.rollup_usage(now=DAY + timedelta(minutes=10))
     first = rolled(item, "2h") + rolled(item, "day")
     jobs.rollup_usage(now=DAY + timedelta(minutes=10))
@@ -95,9 +113,14 @@ def test_running_twice_gives_the_same_rollups():
 
 
 def test_reports_received_after_now_wait_for_a_later_run():
-    item = factories.item(option="per_barcode_scan", quantity=1000)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
     jobs.rollup_usage(now=DAY)  # not the first run: that one rolls everything there is
-    fj.report(fj.device(item), slot_start=DAY, received_at=DAY + timedelta(minutes=5), counts={"barcode_scans": 9})
+    factories.UsageReportFactory(
+        device=factories.DeviceFactory(item=item),
+        slot_start=DAY,
+        received_at=DAY + timedelta(minutes=5),
+        counted={"barcode_scans": 9},
+    )
     jobs.rollup_usage(now=DAY + timedelta(minutes=4))
     assert rolled(item, "2h") == []
     jobs.rollup_usage(now=DAY + timedelta(minutes=14))
@@ -105,10 +128,10 @@ def test_reports_received_after_now_wait_for_a_later_run():
 
 
 def test_the_first_run_rolls_the_whole_history():
-    item = factories.item(option="per_barcode_scan", quantity=1000)
-    d = fj.device(item)
-    fj.report(d, slot_start=DAY - timedelta(days=200), counts={"barcode_scans": 3})
-    fj.report(d, slot_start=DAY, counts={"barcode_scans": 4})
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
+    d = factories.DeviceFactory(item=item)
+    factories.UsageReportFactory(device=d, slot_start=DAY - timedelta(days=200), counted={"barcode_scans": 3})
+    factories.UsageReportFactory(device=d, slot_start=DAY, counted={"barcode_scans": 4})
     summary = jobs.rollup_usage(now=DAY + timedelta(hours=1))
     assert summary["since"] == "1970-01-01T00:00:00Z"
     assert rolled(item, "day") == [(DAY - timedelta(days=200), "barcode_scans", 3), (DAY, "barcode_scans", 4)]

@@ -9,7 +9,6 @@ from django.core.management import CommandError, call_command
 
 from devices.models import Device
 from tests import factories
-from tests import factories_jobs as fj
 from usage.jobs import JOBS
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +21,8 @@ def run_job(*args):
 
 
 def test_it_runs_a_job_as_at_now_and_prints_one_line_of_json(now):
-    item = factories.item()
-    device = fj.device(item, active_until=now + timedelta(hours=1))
+    item = factories.LicenseItemFactory()
+    device = factories.DeviceFactory(item=item, active_until=now + timedelta(hours=1))
 
     assert json.loads(run_job("expire_idle_devices", "--now", "2026-11-27T17:24:00Z")) == {
         "job": "expire_idle_devices",

@@ -13,7 +13,7 @@ from django.urls import reverse
 from devices.models import Device
 from licenses.models import AlertRecipient, LicenseItem
 from tests import factories
-from tests.factories_portal import MODEL_BACKEND, world
+from tests.factories import MODEL_BACKEND, world
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +28,16 @@ def read_urls(w) -> list[str]:
     """Every portal page that shows one organization's data."""
     p = w.project.pk
     return [
-        reverse("licenses:project", args=[p]),
-        reverse("licenses:alert_recipients", args=[w.org.pk]),
-        reverse("devices:list", args=[p]),
-        reverse("devices:list", args=[p]) + "?state=active&q=Front",
-        reverse("devices:detail", args=[w.device.pk]),
-        reverse("usage:statistics", args=[p]),
-        reverse("usage:concurrency", args=[p]),
-        reverse("usage:export", args=[p, "usage"]),
-        reverse("usage:export", args=[p, "concurrency"]),
-        reverse("usage:export", args=[p, "devices"]),
+        reverse("portal:project", args=[p]),
+        reverse("portal:alert_recipients", args=[w.org.pk]),
+        reverse("portal:devices", args=[p]),
+        reverse("portal:devices", args=[p]) + "?state=active&q=Front",
+        reverse("portal:device", args=[w.device.pk]),
+        reverse("portal:statistics", args=[p]),
+        reverse("portal:concurrency", args=[p]),
+        reverse("portal:export", args=[p, "usage"]),
+        reverse("portal:export", args=[p, "concurrency"]),
+        reverse("portal:export", args=[p, "devices"]),
     ]
 
 
@@ -46,10 +46,10 @@ def change_requests(w) -> list[tuple[str, dict]]:
     recipient = AlertRecipient.objects.create(organization=w.org, email="ops@acme.example")
     ids = [str(i.pk) for i in w.project.items_in_order()]
     return [
-        (reverse("licenses:project_reorder", args=[w.project.pk]), {"item_ids": list(reversed(ids))}),
-        (reverse("devices:release", args=[w.device.pk]), {}),
-        (reverse("licenses:alert_recipients", args=[w.org.pk]), {"email": "new@acme.example"}),
-        (reverse("licenses:alert_recipient_delete", args=[w.org.pk, recipient.pk]), {}),
+        (reverse("portal:project_reorder", args=[w.project.pk]), {"item_ids": list(reversed(ids))}),
+        (reverse("portal:device_release", args=[w.device.pk]), {}),
+        (reverse("portal:alert_recipients", args=[w.org.pk]), {"email": "new@acme.example"}),
+        (reverse("portal:alert_recipient_delete", args=[w.org.pk, recipient.pk]), {}),
     ]
 
 
@@ -75,7 +75,7 @@ def test_it_answers_404_to_an_outsider_on_every_page(client, w):
 
 
 def test_it_sends_anonymous_users_to_the_login_page(client, w):
-    urls = [*read_urls(w), reverse("licenses:home"), reverse("licenses:staff_dashboard")]
+    urls = [*read_urls(w), reverse("portal:home"), reverse("portal:staff_dashboard")]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 302, url
@@ -128,28 +128,28 @@ def test_it_lets_an_owner_make_every_change(client, w):
 
 def test_it_hides_change_controls_from_a_viewer(client, w):
     client.force_login(w.viewer, backend=MODEL_BACKEND)
-    assert b"Move item" not in client.get(reverse("licenses:project", args=[w.project.pk])).content
-    assert b"Release the seat" not in client.get(reverse("devices:list", args=[w.project.pk])).content
-    page = client.get(reverse("licenses:alert_recipients", args=[w.org.pk])).content
+    assert b"Move item" not in client.get(reverse("portal:project", args=[w.project.pk])).content
+    assert b"Release the seat" not in client.get(reverse("portal:devices", args=[w.project.pk])).content
+    page = client.get(reverse("portal:alert_recipients", args=[w.org.pk])).content
     assert b"Add a recipient" not in page
     client.force_login(w.owner, backend=MODEL_BACKEND)
-    assert b"Move item" in client.get(reverse("licenses:project", args=[w.project.pk])).content
-    assert b"Release the seat" in client.get(reverse("devices:list", args=[w.project.pk])).content
-    assert b"Add a recipient" in client.get(reverse("licenses:alert_recipients", args=[w.org.pk])).content
+    assert b"Move item" in client.get(reverse("portal:project", args=[w.project.pk])).content
+    assert b"Release the seat" in client.get(reverse("portal:devices", args=[w.project.pk])).content
+    assert b"Add a recipient" in client.get(reverse("portal:alert_recipients", args=[w.org.pk])).content
 
 
 def test_it_lists_only_the_users_own_organizations_on_the_home_page(client, w):
     client.force_login(w.outsider, backend=MODEL_BACKEND)
-    page = client.get(reverse("licenses:home")).content.decode()
+    page = client.get(reverse("portal:home")).content.decode()
     assert "Globex Test" in page and "globex-app" in page
     assert "Acme Test" not in page and "web-app" not in page
     client.force_login(w.viewer, backend=MODEL_BACKEND)
-    page = client.get(reverse("licenses:home")).content.decode()
+    page = client.get(reverse("portal:home")).content.decode()
     assert "Acme Test" in page and "Globex" not in page
 
 
 def test_it_refuses_the_staff_dashboard_to_customers(client, w):
-    url = reverse("licenses:staff_dashboard")
+    url = reverse("portal:staff_dashboard")
     for user in (w.owner, w.viewer, w.outsider):
         client.force_login(user, backend=MODEL_BACKEND)
         assert client.get(url).status_code == 403
@@ -159,10 +159,10 @@ def test_it_refuses_the_staff_dashboard_to_customers(client, w):
 
 def test_it_does_not_let_an_owner_release_another_organizations_device_or_reorder_with_foreign_items(client, w):
     client.force_login(w.owner, backend=MODEL_BACKEND)
-    assert client.post(reverse("devices:release", args=[w.other_device.pk])).status_code == 404
+    assert client.post(reverse("portal:device_release", args=[w.other_device.pk])).status_code == 404
     foreign = LicenseItem.objects.filter(project=w.other_project).values_list("pk", flat=True)
     ids = [str(i.pk) for i in w.project.items_in_order()][:-1] + [str(foreign[0])]
-    response = client.post(reverse("licenses:project_reorder", args=[w.project.pk]), {"item_ids": ids})
+    response = client.post(reverse("portal:project_reorder", args=[w.project.pk]), {"item_ids": ids})
     assert response.status_code == 400
     w.other_device.refresh_from_db()
     assert w.other_device.state == Device.ACTIVE

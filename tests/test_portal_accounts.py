@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from licenses.models import Membership
 from tests import factories
-from tests.factories_portal import MODEL_BACKEND
+from tests.factories import MODEL_BACKEND
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-Test-12345"
@@ -25,35 +25,35 @@ def test_it_serves_a_labelled_login_page(client):
 
 
 def test_it_sends_a_customer_to_the_portal_and_staff_to_their_dashboard(client):
-    org = factories.org()
-    factories.user("cust", organization=org, role=Membership.VIEWER)
-    factories.user("boss", is_staff=True)
+    org = factories.OrganizationFactory()
+    factories.UserFactory(username="cust", organization=org, role=Membership.VIEWER)
+    factories.UserFactory(username="boss", is_staff=True)
     response = client.post(reverse("login"), {"username": "cust", "password": PASSWORD}, follow=True)
-    assert response.redirect_chain[-1][0] == reverse("licenses:home")
+    assert response.redirect_chain[-1][0] == reverse("portal:home")
     assert b"Licenses" in response.content
     client.post(reverse("logout"))
     response = client.post(reverse("login"), {"username": "boss", "password": PASSWORD}, follow=True)
-    assert response.redirect_chain[-1][0] == reverse("licenses:staff_dashboard")
+    assert response.redirect_chain[-1][0] == reverse("portal:staff_dashboard")
 
 
 def test_it_refuses_a_wrong_password_without_saying_which_part_was_wrong(client):
-    factories.user("cust")
+    factories.UserFactory(username="cust")
     response = client.post(reverse("login"), {"username": "cust", "password": "nope"})
     assert response.status_code == 200 and b'role="alert"' in response.content
     assert "_auth_user_id" not in client.session
 
 
 def test_it_logs_out_by_post_only(client):
-    user = factories.user("cust", organization=factories.org())
+    user = factories.UserFactory(username="cust", organization=factories.OrganizationFactory())
     client.force_login(user, backend=MODEL_BACKEND)
     assert client.get(reverse("logout")).status_code == 405
     response = client.post(reverse("logout"))
     assert response.status_code == 302 and response["Location"] == reverse("login")
-    assert client.get(reverse("licenses:home")).status_code == 302
+    assert client.get(reverse("portal:home")).status_code == 302
 
 
 def test_it_resets_a_password_by_email(client):
-    factories.user("cust", organization=factories.org(), email="cust@example.com")
+    factories.UserFactory(username="cust", organization=factories.OrganizationFactory(), email="cust@example.com")
     response = client.post(reverse("password_reset"), {"email": "cust@example.com"})
     assert response.status_code == 302 and response["Location"] == reverse("password_reset_done")
     assert len(mail.outbox) == 1

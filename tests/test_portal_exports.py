@@ -10,7 +10,7 @@ import time_machine
 from django.urls import reverse
 
 from tests import factories
-from tests.factories_portal import MODEL_BACKEND, day_start, usage_rollup, world
+from tests.factories import MODEL_BACKEND, day_start, world
 from usage.models import UsageRollup
 
 pytestmark = pytest.mark.django_db
@@ -25,13 +25,19 @@ def w():
 
 def download(client, w, what: str, query: str = ""):
     client.force_login(w.viewer, backend=MODEL_BACKEND)
-    response = client.get(reverse("usage:export", args=[w.project.pk, what]) + query)
+    response = client.get(reverse("portal:export", args=[w.project.pk, what]) + query)
     assert response.status_code == 200
     return response
 
 
 def test_it_serves_the_usage_csv_with_its_headers(client, w):
-    usage_rollup(w.scan, "barcode_scans", day_start(NOW, 1) + timedelta(hours=2), 12, granularity=UsageRollup.TWO_HOURS)
+    factories.UsageRollupFactory(
+        item=w.scan,
+        metric="barcode_scans",
+        bucket_start=day_start(NOW, 1) + timedelta(hours=2),
+        count=12,
+        granularity=UsageRollup.TWO_HOURS,
+    )
     response = download(client, w, "usage")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="{w.project.name}-usage.csv"'
@@ -67,11 +73,11 @@ def test_it_serves_the_devices_csv_of_this_project_only(client, w):
 
 def test_it_refuses_an_unknown_export_or_a_bad_date(client, w):
     client.force_login(w.owner, backend=MODEL_BACKEND)
-    assert client.get(reverse("usage:export", args=[w.project.pk, "secrets"])).status_code == 400
-    bad = client.get(reverse("usage:export", args=[w.project.pk, "usage"]) + "?from=yesterday")
+    assert client.get(reverse("portal:export", args=[w.project.pk, "secrets"])).status_code == 400
+    bad = client.get(reverse("portal:export", args=[w.project.pk, "usage"]) + "?from=yesterday")
     assert bad.status_code == 400 and b"from/to" in bad.content
 
 
 def test_it_refuses_the_csv_to_an_outsider(client, w):
     client.force_login(w.outsider, backend=MODEL_BACKEND)
-    assert client.get(reverse("usage:export", args=[w.project.pk, "devices"])).status_code == 404
+    assert client.get(reverse("portal:export", args=[w.project.pk, "devices"])).status_code == 404

@@ -15,7 +15,7 @@ from django.urls import reverse
 from devices.models import Decision
 from licenses.models import AuditLog
 from tests import factories
-from tests.factories_portal import MODEL_BACKEND, decision, world
+from tests.factories import MODEL_BACKEND, world
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +26,14 @@ MAX_QUERIES = 16
 def pages(w) -> dict[str, str]:
     p = w.project.pk
     return {
-        "home": reverse("licenses:home"),
-        "project": reverse("licenses:project", args=[p]),
-        "devices": reverse("devices:list", args=[p]),
-        "devices filtered": reverse("devices:list", args=[p]) + "?q=Front&state=active&kind=devices",
-        "device": reverse("devices:detail", args=[w.device.pk]),
-        "statistics": reverse("usage:statistics", args=[p]),
-        "concurrency": reverse("usage:concurrency", args=[p]),
-        "recipients": reverse("licenses:alert_recipients", args=[w.org.pk]),
+        "home": reverse("portal:home"),
+        "project": reverse("portal:project", args=[p]),
+        "devices": reverse("portal:devices", args=[p]),
+        "devices filtered": reverse("portal:devices", args=[p]) + "?q=Front&state=active&kind=devices",
+        "device": reverse("portal:device", args=[w.device.pk]),
+        "statistics": reverse("portal:statistics", args=[p]),
+        "concurrency": reverse("portal:concurrency", args=[p]),
+        "recipients": reverse("portal:alert_recipients", args=[w.org.pk]),
     }
 
 
@@ -46,7 +46,9 @@ def count_queries(client, url: str) -> int:
 def grow(w, n: int) -> None:
     """More refusals and audit entries for the staff dashboard, and decisions of the device."""
     for k in range(n):
-        decision(w.device, now=w.now, allowed=False, code=120 + (k % 3), created_at=w.now - timedelta(minutes=k))
+        factories.DecisionFactory(
+            device=w.device, now=w.now, allowed=False, code=120 + (k % 3), created_at=w.now - timedelta(minutes=k)
+        )
         AuditLog.objects.create(actor=w.staff, actor_name="staffer", action=f"test.{k}", object_type="x", object_id=k)
 
 
@@ -69,7 +71,7 @@ def test_it_runs_the_same_queries_at_two_sizes(client, user):
             w = world(factories.NOW, devices=size, tag=str(size))
             grow(w, size)
             client.force_login(getattr(w, user), backend=MODEL_BACKEND)
-            urls = pages(w) if user == "owner" else {"staff": reverse("licenses:staff_dashboard")}
+            urls = pages(w) if user == "owner" else {"staff": reverse("portal:staff_dashboard")}
             counts[size] = {name: count_queries(client, url) for name, url in urls.items()}
             assert Decision.objects.filter(project=w.project).count() >= size
     assert counts[3] == counts[60]
@@ -81,4 +83,4 @@ def test_it_bounds_the_staff_dashboard(client, django_assert_max_num_queries):
         grow(w, 40)
         client.force_login(w.staff, backend=MODEL_BACKEND)
         with django_assert_max_num_queries(MAX_QUERIES):
-            assert client.get(reverse("licenses:staff_dashboard")).status_code == 200
+            assert client.get(reverse("portal:staff_dashboard")).status_code == 200

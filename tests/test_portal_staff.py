@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from licenses.models import AuditLog, License
 from tests import factories
-from tests.factories_portal import MODEL_BACKEND, counter, decision, device, world
+from tests.factories import MODEL_BACKEND, world
 
 pytestmark = pytest.mark.django_db
 NOW = factories.NOW
@@ -22,7 +22,7 @@ NOW = factories.NOW
 def page(client):
     def get(w):
         client.force_login(w.staff, backend=MODEL_BACKEND)
-        response = client.get(reverse("licenses:staff_dashboard"))
+        response = client.get(reverse("portal:staff_dashboard"))
         assert response.status_code == 200
         return re.sub(r"\s+", " ", response.content.decode())
 
@@ -39,9 +39,9 @@ def test_it_lists_items_at_or_above_80_percent_with_admin_links(page):
     with time_machine.travel(NOW, tick=False):
         w = world(NOW)
         for _ in range(5):  # 8 of 10 seats
-            device(w.seats, now=NOW)
-        low = factories.item("per_barcode_scan", quantity=1000)
-        counter(low, "barcode_scans", 799)
+            factories.DeviceFactory(item=w.seats, now=NOW)
+        low = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
+        factories.QuotaCounterFactory(item=low, metric="barcode_scans", used=799)
         html = section(page(w), "near-h")
     change = reverse("admin:licenses_license_change", args=[w.scan.license_id])
     assert f'<a href="{change}">{w.scan.license.license_id}</a>' in html
@@ -56,9 +56,9 @@ def test_it_lists_items_at_or_above_80_percent_with_admin_links(page):
 def test_it_lists_licenses_expiring_within_30_days_and_skips_the_rest(page):
     with time_machine.travel(NOW, tick=False):
         w = world(NOW)  # expires in 20 days
-        later = factories.license(expires_at=NOW + timedelta(days=31))
-        gone = factories.license(expires_at=NOW - timedelta(days=1), starts_at=NOW - timedelta(days=100))
-        suspended = factories.license(expires_at=NOW + timedelta(days=3), status=License.SUSPENDED)
+        later = factories.LicenseFactory(expires_at=NOW + timedelta(days=31))
+        gone = factories.LicenseFactory(expires_at=NOW - timedelta(days=1), starts_at=NOW - timedelta(days=100))
+        suspended = factories.LicenseFactory(expires_at=NOW + timedelta(days=3), status=License.SUSPENDED)
         html = section(page(w), "exp-h")
     assert w.scan.license.license_id in html and ">20</td>" in html
     assert reverse("admin:licenses_license_renew", args=[w.scan.license_id]) in html
@@ -70,11 +70,23 @@ def test_it_shows_overuse_spent_and_refusals_of_the_last_day_by_code(page):
     with time_machine.travel(NOW, tick=False):
         w = world(NOW)
         for k in range(3):
-            decision(
-                w.device, now=NOW, allowed=False, code=120, rule="seats_exhausted", created_at=NOW - timedelta(hours=k)
+            factories.DecisionFactory(
+                device=w.device,
+                now=NOW,
+                allowed=False,
+                code=120,
+                rule="seats_exhausted",
+                created_at=NOW - timedelta(hours=k),
             )
-        decision(w.device, now=NOW, allowed=False, code=113, rule="license_suspended")
-        decision(w.device, now=NOW, allowed=False, code=111, rule="license_expired", created_at=NOW - timedelta(days=2))
+        factories.DecisionFactory(device=w.device, now=NOW, allowed=False, code=113, rule="license_suspended")
+        factories.DecisionFactory(
+            device=w.device,
+            now=NOW,
+            allowed=False,
+            code=111,
+            rule="license_expired",
+            created_at=NOW - timedelta(days=2),
+        )
         html = page(w)
     overuse = section(html, "over-h")
     assert '<td class="num">40</td><td class="num">5,000</td>' in overuse

@@ -1,5 +1,5 @@
 """Rate limits at the device API: the 61st request of a device in a minute is refused with 429,
-code 130 and Retry-After; the per-address limit counts every device behind one address."""
+code 3 and Retry-After; the per-address limit counts every device behind one address."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def fresh_cache():
 
 @pytest.fixture
 def key():
-    return factories.item(option="per_client_device", quantity=1000).project.license_key
+    return factories.LicenseItemFactory(per_client_device=True, quantity=1000).project.license_key
 
 
 def authorize(client, key, device="dev-1", address="203.0.113.7"):
@@ -40,7 +40,7 @@ def test_the_61st_request_of_a_device_in_a_minute_gets_429(client, fresh_cache, 
         assert statuses == [200] * 60
         response = authorize(client, key)
         assert response.status_code == 429
-        assert response.json()["error"]["code"] == 130
+        assert response.json()["error"]["code"] == 3
         assert response.json()["error"]["name"] == "RATE_LIMITED"
         assert response["Retry-After"] == "45"
         # Another device of the same project is not affected.
@@ -72,4 +72,4 @@ def test_usage_and_release_share_the_device_limit(client, fresh_cache, key):
         assert client.post("/api/v1/usage", report, content_type="application/json").status_code == 200
         release = {"license_key": key, "device_uuid": "dev-1"}
         response = client.post("/api/v1/release", release, content_type="application/json")
-        assert response.status_code == 429 and response.json()["error"]["code"] == 130
+        assert response.status_code == 429 and response.json()["error"]["code"] == 3

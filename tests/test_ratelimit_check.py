@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from devices.ratelimit import Rate, check_rate_limit, parse_rate
+from api.ratelimit import Rate, check_rate_limit, parse_rate
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 T0 = 1_800_000_000.0  # a multiple of 60 and of 3600

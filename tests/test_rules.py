@@ -8,7 +8,7 @@ from tests import factories
 @pytest.mark.django_db
 def test_it_refuses_an_item_that_breaks_the_table_on_save():
     with pytest.raises(ValidationError) as e:
-        factories.item(option="per_page", product="dbr")
+        factories.LicenseItemFactory(per_page=True, product="dbr")
     assert "per_page applies only to dwt" in str(e.value)
 
 

@@ -39,8 +39,8 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 @pytest.fixture
 def project():
     """One project holding an item of every option: the target of the steered requests."""
-    project = factories.project()
-    lic = factories.license(organization=project.organization)
+    project = factories.ProjectFactory()
+    lic = factories.LicenseFactory(organization=project.organization)
     for option, product in [
         ("per_client_device", "dbr"),
         ("per_concurrent_device", "dlr"),
@@ -49,7 +49,7 @@ def project():
         ("per_page", "dwt"),
         ("per_domain", "dwt"),
     ]:
-        factories.item(option=option, product=product, project=project, license=lic)
+        factories.LicenseItemFactory(option=option, product=product, project=project, license=lic)
     cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"schema-{uuid.uuid4().hex}"}
     with override_settings(API_RATE_LIMIT="0", API_RATE_LIMIT_ADDRESS="0", CACHES={"default": cache}):
         # Devices already authorized, so that steered usage reports and releases reach the rules.

@@ -20,13 +20,19 @@ from usage.models import UsageReport
 def fleet_project(settings, transactional_db):
     settings.API_RATE_LIMIT = "0"
     settings.API_RATE_LIMIT_ADDRESS = "0"
-    lic = factories.license(starts_at=timezone.now() - timedelta(days=40))
-    project = factories.project(organization=lic.organization, name="fleet")
-    factories.item("per_barcode_scan", project=project, license=lic, quantity=1_000_000, edition="mobile")
-    factories.item("per_page", product="dwt", project=project, license=lic, quantities={"core": 10**6, "ocr": 10**6})
-    factories.item("per_client_device", project=project, license=lic, quantity=20, edition="javascript")
-    factories.item("per_concurrent_device", product="dlr", project=project, license=lic, quantity=2)
-    factories.item("per_server", project=project, license=lic, quantity=5)
+    lic = factories.LicenseFactory(starts_at=timezone.now() - timedelta(days=40))
+    project = factories.ProjectFactory(organization=lic.organization, name="fleet")
+    factories.LicenseItemFactory(
+        per_barcode_scan=True, project=project, license=lic, quantity=1_000_000, edition="mobile"
+    )
+    factories.LicenseItemFactory(
+        per_page=True, product="dwt", project=project, license=lic, quantities={"core": 10**6, "ocr": 10**6}
+    )
+    factories.LicenseItemFactory(
+        per_client_device=True, project=project, license=lic, quantity=20, edition="javascript"
+    )
+    factories.LicenseItemFactory(per_concurrent_device=True, product="dlr", project=project, license=lic, quantity=2)
+    factories.LicenseItemFactory(per_server=True, project=project, license=lic, quantity=5)
     return project
 
 
@@ -77,7 +83,7 @@ def test_it_counts_every_report_once_with_offline_devices_and_network_errors(liv
 
 @pytest.mark.slow
 def test_it_fails_when_the_server_counts_differently(live_server, fleet_project, monkeypatch):
-    from dls_admin import sdk
+    from client.dls_client import sdk
 
     real_count = sdk.Deduplicator.count
     monkeypatch.setattr(sdk.Deduplicator, "count", lambda self, s: real_count(self, s) + 1)  # an SDK bug

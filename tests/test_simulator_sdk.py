@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from dls_admin.sdk import ApiClient, Deduplicator, Report, Sighting
+from client.dls_client.sdk import ApiClient, Deduplicator, Report, Sighting
 from usage.dedup import Sighting as ServerSighting
 from usage.dedup import count_sightings
 
@@ -73,7 +73,7 @@ def test_it_retries_lost_answers_with_the_same_body():
 
 def test_it_waits_retry_after_on_429_and_retries_5xx():
     answers = [
-        httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"code": 130}}),
+        httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"code": 3}}),
         httpx.Response(503, text="busy"),
         httpx.Response(200, json={"status": "accepted"}),
     ]

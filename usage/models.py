@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
 
 from devices.models import Device
 from licenses.models import License, LicenseItem
 
 # Metric names, shared by counters, rollups and the usage CSV (SPEC section 9).
 METRICS = ("barcode_scans", "pages_core", "pages_webcam", "pages_pdfr", "pages_ocr")
-OVERUSE_SPENT = "overuse_spent"  # device-slots above the quantity, concurrent items
 
 
 class UsageReport(models.Model):
@@ -49,23 +47,6 @@ class UsageCount(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["report", "metric"], name="usage_count_unique")]
         indexes = [models.Index(fields=["item", "slot_start"], name="usage_count_item_slot_idx")]
-
-
-class QuotaCounter(models.Model):
-    """Running total of one metric of one item (scans, pages per module, overuse spent).
-
-    Updated with ``F() + n`` inside the transaction that records the report, after locking the
-    item row, so it never loses or doubles a count."""
-
-    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="counters")
-    metric = models.CharField(max_length=32)
-    used = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["item", "metric"], name="quota_counter_unique"),
-            models.CheckConstraint(condition=Q(used__gte=0), name="quota_counter_non_negative"),
-        ]
 
 
 class SightingMemory(models.Model):

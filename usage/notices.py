@@ -17,10 +17,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 
-from devices.models import Device
+from devices.models import OVERUSE_SPENT, Device, QuotaCounter
 from licenses import rules
 from licenses.models import AlertRecipient, License, LicenseItem, Membership, Organization
-from usage.models import OVERUSE_SPENT, AlertSent, QuotaCounter, ReminderSent
+from usage.models import AlertSent, ReminderSent
 from usage.sql import claim as _claim
 from usage.sql import fetchall as _fetchall
 from usage.sql import json_int_sql as _json_int_sql

@@ -6,7 +6,7 @@ of one device are serialized by locking the device row; the unique constraint is
 (an insert that loses the race rolls back its savepoint and replays the winner's answer).
 
 A well-formed report from an authorized device is always recorded, whatever the limits: from a
-device that lost its seat (answered ``allowed: false``, 116, without refreshing it), for a
+device that lost its seat (answered ``allowed: false``, code 4, without refreshing it), for a
 suspended or expired item (113/111), past a quota (120). Quotas are checked after recording.
 """
 
@@ -20,27 +20,25 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from devices.models import Decision, Device
+from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
+from devices.outcomes import DEVICE_NOT_AUTHORIZED, IDEMPOTENCY_CONFLICT, TERM_CODES, Refusal, Verdict, error_detail
 from devices.services import (
-    ApiResult,
-    Verdict,
     active_until_for,
-    error_detail,
     local_license,
     lock_item,
+    never_authorized,
     overuse_counts,
     project_for_key,
     quota_verdict,
     record_decision,
     remaining,
-    rfc3339,
     term_verdict,
 )
 from licenses import rules
+from licenses.clock import rfc3339, slot_start_problem
 from licenses.models import LicenseItem
 from usage.dedup import Sighting, dedup_sightings
-from usage.models import OVERUSE_SPENT, QuotaCounter, SlotDevice, UsageCount, UsageReport
-from usage.slots import slot_start_problem
+from usage.models import SlotDevice, UsageCount, UsageReport
 
 
 def body_hash(canonical: dict) -> str:
@@ -54,22 +52,24 @@ def add_to_counter(item: LicenseItem, metric: str, n: int) -> None:
     QuotaCounter.objects.filter(item=item, metric=metric).update(used=F("used") + n)
 
 
-def record_usage(*, data, now: datetime) -> ApiResult:
-    """POST /api/v1/usage for a validated ``devices.schemas.UsageRequest``."""
+def record_usage(*, data, now: datetime) -> dict[str, Any]:
+    """Record a usage report (SPEC section 6, ``data``: a validated ``api.schemas.UsageRequest``):
+    the answer's body, or a ``Refusal``."""
     problem = slot_start_problem(data.slot_start, now=now)
     if problem:
-        return ApiResult.refusal(1, f"slot_start {problem}", {"slot_start": problem})
+        raise Refusal(1, f"slot_start {problem}", fields={"slot_start": problem})
     project = project_for_key(data.license_key)
-    if project is None:
-        return ApiResult.refusal(101, "no project has this license key")
     device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
     if device is None or device.item_id is None:
-        verdict = Verdict(None, False, "device_not_authorized", "this project never authorized this device", code=116)
-        record_decision(
-            project=project, endpoint=Decision.USAGE, verdict=verdict, now=now, device_uuid=data.device_uuid
-        )
-        return ApiResult.refusal(116, verdict.message)
+        raise never_authorized(project=project, endpoint=Decision.USAGE, device_uuid=data.device_uuid, now=now)
     digest = body_hash(data.canonical())
+    answer = _record(project, device, data, digest, now=now)
+    if isinstance(answer, Refusal):
+        raise answer
+    return answer
+
+
+def _record(project, device: Device, data, digest: str, *, now: datetime) -> dict[str, Any] | Refusal:
     with transaction.atomic():
         device = Device.objects.select_for_update(of=("self",)).select_related("item__license").get(pk=device.pk)
         existing = UsageReport.objects.filter(device=device, report_id=data.report_id).first()
@@ -95,10 +95,12 @@ def record_usage(*, data, now: datetime) -> ApiResult:
         return _count_and_answer(project, device, report, data, now=now)
 
 
-def _replay(project, device: Device, existing: UsageReport, digest: str, *, now: datetime) -> ApiResult:
+def _replay(project, device: Device, existing: UsageReport, digest: str, *, now: datetime) -> dict[str, Any] | Refusal:
+    """The first answer again, or the 409 refusal: returned, not raised, so that the decision it
+    records commits with the transaction it runs in."""
     if existing.body_hash != digest:
         message = f"report_id {existing.report_id!r} was already used with a different body"
-        verdict = Verdict(existing.item, False, "idempotency_conflict", message, code=2)
+        verdict = Verdict(existing.item, False, "idempotency_conflict", message, code=IDEMPOTENCY_CONFLICT)
         record_decision(
             project=project,
             endpoint=Decision.USAGE,
@@ -107,7 +109,7 @@ def _replay(project, device: Device, existing: UsageReport, digest: str, *, now:
             device=device,
             device_uuid=device.device_uuid,
         )
-        return ApiResult.refusal(2, message)
+        return Refusal.of(verdict)
     body = dict(existing.response)
     body["status"] = "duplicate"
     verdict = Verdict(existing.item, existing.allowed, "duplicate_report", "a retry: the first answer, counted once")
@@ -119,10 +121,10 @@ def _replay(project, device: Device, existing: UsageReport, digest: str, *, now:
         device=device,
         device_uuid=device.device_uuid,
     )
-    return ApiResult(200, body)
+    return body
 
 
-def _count_and_answer(project, device: Device, report: UsageReport, data, *, now: datetime) -> ApiResult:
+def _count_and_answer(project, device: Device, report: UsageReport, data, *, now: datetime) -> dict[str, Any]:
     item: LicenseItem = device.item
     sightings = [Sighting(s.ts_ms, s.frame, s.format, s.text) for s in data.sightings]
     scans = data.barcode_scans + dedup_sightings(
@@ -147,7 +149,7 @@ def _count_and_answer(project, device: Device, report: UsageReport, data, *, now
     active = bool(data.barcode_scans or data.sightings or pages)
 
     verdict = _usage_verdict(device, item, report, pages=pages, active=active, now=now)
-    if verdict.code not in (116, 111, 112, 113):
+    if verdict.code != DEVICE_NOT_AUTHORIZED and verdict.code not in TERM_CODES:
         # A contact from a device holding its seat on a usable item refreshes it.
         device.last_seen_at = now
         device.active_until = active_until_for(item, now=now)
@@ -182,7 +184,7 @@ def _count_and_answer(project, device: Device, report: UsageReport, data, *, now
         device=device,
         device_uuid=device.device_uuid,
     )
-    return ApiResult(200, body)
+    return body
 
 
 def _usage_verdict(
@@ -192,7 +194,12 @@ def _usage_verdict(
         how = "was released" if device.state == Device.RELEASED else "has expired"
         message = f"the device's authorization {how}: authorize again (usage recorded)"
         return Verdict(
-            item, False, "seat_lost", message, code=116, counts={"active_until": rfc3339(device.active_until)}
+            item,
+            False,
+            "seat_lost",
+            message,
+            code=DEVICE_NOT_AUTHORIZED,
+            counts={"active_until": rfc3339(device.active_until)},
         )
     refusal = term_verdict(item, now=now)
     if refusal is not None:

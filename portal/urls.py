@@ -1,0 +1,26 @@
+"""Portal pages (mounted at the root): customers' licenses, projects, devices, statistics and
+exports, and the staff dashboard."""
+
+from django.urls import path
+
+from .views import devices, projects, statistics
+
+app_name = "portal"
+urlpatterns = [
+    path("", projects.home, name="home"),
+    path("projects/<int:pk>/", projects.project_detail, name="project"),
+    path("projects/<int:pk>/reorder/", projects.project_reorder, name="project_reorder"),
+    path("projects/<int:pk>/devices/", devices.device_list, name="devices"),
+    path("projects/<int:pk>/statistics/", statistics.statistics, name="statistics"),
+    path("projects/<int:pk>/concurrency/", statistics.concurrency, name="concurrency"),
+    path("projects/<int:pk>/export/<str:what>.csv", statistics.export_csv, name="export"),
+    path("devices/<int:pk>/", devices.device_detail, name="device"),
+    path("devices/<int:pk>/release/", devices.device_release, name="device_release"),
+    path("organizations/<str:org_id>/alerts/", projects.alert_recipients, name="alert_recipients"),
+    path(
+        "organizations/<str:org_id>/alerts/<int:pk>/delete/",
+        projects.alert_recipient_delete,
+        name="alert_recipient_delete",
+    ),
+    path("staff/", projects.staff_dashboard, name="staff_dashboard"),
+]

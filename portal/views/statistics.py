@@ -1,0 +1,289 @@
+"""Customer portal pages of the usage app: statistics, concurrency per slot, CSV downloads.
+
+Statistics read the rollups (usage.jobs fills them every 10 minutes) and the live QuotaCounter
+for all-time totals; the CSV downloads are usage.exports.write_csv, the same code as
+``manage.py export_usage`` (SPEC section 9)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q, Sum
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET
+
+from devices.models import OVERUSE_SPENT, QuotaCounter
+from licenses import rules
+from portal.access import get_project_for
+from portal.charts import line_chart, slot_chart
+from portal.summaries import METRIC_LABELS, metric_label, start_of_day
+from usage.models import METRICS, ConcurrencyRollup, UsageCount, UsageRollup
+
+MAX_PERIOD_DAYS = 366
+DEVICE_ROWS = 50
+EXPORTS = ("usage", "concurrency", "devices")
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(label="From (UTC date)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(
+        label="To (UTC date, inclusive)", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    day = forms.DateField(
+        label="Day of the 2-hour table", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if end < start:
+                raise forms.ValidationError("The period must end on or after its first day.")
+            if (end - start).days >= MAX_PERIOD_DAYS:
+                raise forms.ValidationError(f"Choose a period of at most {MAX_PERIOD_DAYS} days.")
+        return data
+
+
+def _project_metrics(items) -> list[str]:
+    """The metrics a project's items can count, in the SPEC's order."""
+    present = set()
+    for item in items:
+        if item.option == rules.PER_BARCODE_SCAN:
+            present.add("barcode_scans")
+        elif item.option == rules.PER_PAGE:
+            present.update(f"pages_{m}" for m in (item.quantities or {}))
+    return [m for m in METRICS if m in present]
+
+
+def _item_label(item) -> str:
+    parts = [rules.PRODUCTS.get(item.product, item.product), item.edition, item.addon.replace("_", " ")]
+    return f"#{item.pk} " + " ".join(p for p in parts if p)
+
+
+@require_GET
+@login_required
+def statistics(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for(request, pk)
+    now = timezone.now()
+    today = now.date()
+    start, end, day = today - timedelta(days=29), today, today
+    form = PeriodForm(request.GET or None, initial={"start": start, "end": end, "day": day})
+    if form.is_valid():
+        start = form.cleaned_data["start"] or start
+        end = form.cleaned_data["end"] or end
+        day = form.cleaned_data["day"] or day
+        if start > end:  # only one bound given
+            start, end = end, start
+        if (end - start).days >= MAX_PERIOD_DAYS:
+            start = end - timedelta(days=MAX_PERIOD_DAYS - 1)
+    period_start, period_end = start_of_day(start), start_of_day(end + timedelta(days=1))
+    items = list(project.items_in_order())
+    by_id = {i.pk: i for i in items}
+    metrics = _project_metrics(items)
+    rollups = UsageRollup.objects.filter(item__project=project)
+
+    totals: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: {"all": 0, "period": 0, "today": 0})
+    for item_id, metric, used in (
+        QuotaCounter.objects.filter(item__project=project)
+        .exclude(metric=OVERUSE_SPENT)
+        .values_list("item_id", "metric", "used")
+    ):
+        totals[(item_id, metric)]["all"] = used
+    for item_id, metric, n in (
+        rollups.filter(granularity=UsageRollup.DAY, bucket_start__gte=period_start, bucket_start__lt=period_end)
+        .values_list("item_id", "metric")
+        .annotate(n=Sum("count"))
+        .values_list("item_id", "metric", "n")
+    ):
+        totals[(item_id, metric)]["period"] = n
+    for item_id, metric, n in (
+        rollups.filter(granularity=UsageRollup.TWO_HOURS, bucket_start__gte=start_of_day(today))
+        .values_list("item_id", "metric")
+        .annotate(n=Sum("count"))
+        .values_list("item_id", "metric", "n")
+    ):
+        totals[(item_id, metric)]["today"] = n
+    total_rows = [
+        {"item": by_id[item_id], "item_label": _item_label(by_id[item_id]), "metric": metric_label(metric), **v}
+        for (item_id, metric), v in sorted(
+            totals.items(), key=lambda kv: (kv[0][0], METRICS.index(kv[0][1]) if kv[0][1] in METRICS else 99)
+        )
+        if item_id in by_id
+    ]
+    for metric in {m for _, m in totals}:
+        if metric in METRICS and metric not in metrics:
+            metrics.append(metric)
+    metrics.sort(key=METRICS.index)
+
+    # Trend: one point per day and metric.
+    days = [start + timedelta(days=k) for k in range(((end - start).days) + 1)]
+    daily: dict[tuple[date, str], int] = defaultdict(int)
+    for bucket, metric, n in (
+        rollups.filter(granularity=UsageRollup.DAY, bucket_start__gte=period_start, bucket_start__lt=period_end)
+        .values_list("bucket_start", "metric")
+        .annotate(n=Sum("count"))
+        .values_list("bucket_start", "metric", "n")
+    ):
+        daily[(bucket.astimezone(UTC).date(), metric)] += n
+    series = [(metric_label(m), [daily[(d, m)] for d in days]) for m in metrics]
+    chart = line_chart(
+        [d.strftime("%b %d") for d in days], series, title=f"Daily usage of {project.name}, {start} to {end}"
+    )
+    trend_rows = [{"day": d, "values": [daily[(d, m)] for m in metrics]} for d in days]
+
+    # The chosen day in 2-hour buckets.
+    two_hour: dict[tuple[datetime, str], int] = defaultdict(int)
+    day_start = start_of_day(day)
+    for bucket, metric, n in (
+        rollups.filter(
+            granularity=UsageRollup.TWO_HOURS,
+            bucket_start__gte=day_start,
+            bucket_start__lt=day_start + timedelta(days=1),
+        )
+        .values_list("bucket_start", "metric")
+        .annotate(n=Sum("count"))
+        .values_list("bucket_start", "metric", "n")
+    ):
+        two_hour[(bucket.astimezone(UTC), metric)] += n
+    buckets = [day_start + timedelta(hours=2 * k) for k in range(12)]
+    bucket_rows = [
+        {"start": b, "end": b + timedelta(hours=2), "values": [two_hour[(b, m)] for m in metrics]} for b in buckets
+    ]
+
+    # Devices by usage in the period (from the normalized counts of each report).
+    scan = Q(metric="barcode_scans")
+    device_rows = list(
+        UsageCount.objects.filter(item__project=project, slot_start__gte=period_start, slot_start__lt=period_end)
+        .values(
+            "report__device_id",
+            "report__device__device_uuid",
+            "report__device__device_name",
+            "report__device__client_type",
+            "report__device__origin",
+        )
+        .annotate(total=Sum("count"), scans=Sum("count", filter=scan), pages=Sum("count", filter=~scan))
+        .order_by("-total", "report__device_id")[:DEVICE_ROWS]
+    )
+    context = {
+        "project": project,
+        "form": form,
+        "start": start,
+        "end": end,
+        "day": day,
+        "today": today,
+        "metrics": [metric_label(m) for m in metrics],
+        "total_rows": total_rows,
+        "chart": chart,
+        "trend_rows": trend_rows,
+        "bucket_rows": bucket_rows,
+        "device_rows": device_rows,
+        "device_limit": DEVICE_ROWS,
+        "export_from": start.isoformat(),
+        "export_to": (end + timedelta(days=1)).isoformat(),
+        "metric_labels": METRIC_LABELS,
+    }
+    return render(request, "portal/statistics.html", context)
+
+
+class DayForm(forms.Form):
+    day = forms.DateField(label="Day (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+@require_GET
+@login_required
+def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
+    """Per concurrent item: the active devices of each 3-minute slot of one day against the limit."""
+    project = get_project_for(request, pk)
+    now = timezone.now()
+    day = now.date()
+    form = DayForm(request.GET or None, initial={"day": day})
+    if form.is_valid() and form.cleaned_data["day"]:
+        day = form.cleaned_data["day"]
+    day_start = start_of_day(day)
+    items = [i for i in project.items_in_order() if i.option == rules.PER_CONCURRENT_DEVICE]
+    slots: dict[int, list[ConcurrencyRollup]] = defaultdict(list)
+    for r in ConcurrencyRollup.objects.filter(
+        item__project=project, slot_start__gte=day_start, slot_start__lt=day_start + timedelta(days=1)
+    ).order_by("item_id", "slot_start"):
+        slots[r.item_id].append(r)
+    spent = dict(
+        QuotaCounter.objects.filter(item__project=project, metric=OVERUSE_SPENT).values_list("item_id", "used")
+    )
+    sections = []
+    for item in items:
+        rows = slots.get(item.pk, [])
+        for r in rows:
+            r.slot_end = r.slot_start + timedelta(seconds=180)
+            r.over = r.active_devices > r.limit
+        points = [
+            (
+                int((r.slot_start - day_start).total_seconds() // 180),
+                r.active_devices,
+                r.overuse_devices,
+                f"{r.slot_start:%H:%M}-{r.slot_end:%H:%M}",
+            )
+            for r in rows
+        ]
+        budget = item.effective_overuse_budget
+        sections.append(
+            {
+                "item": item,
+                "item_label": _item_label(item),
+                "rows": [r for r in rows if r.active_devices > 0],
+                "chart": slot_chart(
+                    points,
+                    limit=item.quantity or 0,
+                    ceiling=item.concurrency_ceiling,
+                    title=f"Active devices per 3-minute slot on {day}, item #{item.pk}",
+                ),
+                "peak": max((r.active_devices for r in rows), default=0),
+                "over_slots": sum(1 for r in rows if r.over),
+                "overuse_today": sum(r.overuse_devices for r in rows),
+                "spent": spent.get(item.pk, 0),
+                "budget": budget,
+                "spent_percent": 100.0 * spent.get(item.pk, 0) / budget if budget else 0.0,
+            }
+        )
+    context = {
+        "project": project,
+        "form": form,
+        "day": day,
+        "previous_day": day - timedelta(days=1),
+        "next_day": day + timedelta(days=1),
+        "sections": sections,
+        "export_from": day.isoformat(),
+        "export_to": (day + timedelta(days=1)).isoformat(),
+    }
+    return render(request, "portal/concurrency.html", context)
+
+
+@require_GET
+@login_required
+def export_csv(request: HttpRequest, pk: int, what: str) -> HttpResponse:
+    """The SPEC section 9 CSV of a project as a download; ?from= (inclusive) &to= (exclusive)."""
+    from usage.exports import parse_bound, write_csv
+
+    project = get_project_for(request, pk)
+    if what not in EXPORTS:
+        return HttpResponseBadRequest(f"what must be one of {', '.join(EXPORTS)}")
+    try:
+        start = parse_bound(request.GET["from"]) if request.GET.get("from") else None
+        end = parse_bound(request.GET["to"]) if request.GET.get("to") else None
+    except ValueError as e:
+        return HttpResponseBadRequest(f"from/to must be a date (YYYY-MM-DD) or an RFC 3339 date-time: {e}")
+    name = [slugify(project.name) or f"project-{project.pk}", what]
+    if start:
+        name.append(start.strftime("from-%Y%m%d"))
+    if end:
+        name.append(end.strftime("to-%Y%m%d"))
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{"-".join(name)}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    write_csv(project=project, what=what, start=start, end=end, out=response)
+    return response

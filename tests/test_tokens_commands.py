@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -73,3 +74,15 @@ def test_generate_signing_key_prints_a_usable_new_key():
     with override_settings(SIGNING_KEYS=[key]):
         assert jwks()["keys"][0]["kid"] == err.strip().removeprefix("kid: ")
     assert run("generate_signing_key")[1].strip() != key
+
+
+def test_verify_license_refuses_a_signature_spelled_non_canonically(keys):
+    token = sign_local_license({"sub": "d", "exp": FAR})
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    header, payload, sig = token.split(".")
+    altered = sig[:-1] + alphabet[alphabet.index(sig[-1]) | 1]  # the last character's unused bits
+    assert altered != sig and base64.urlsafe_b64decode(altered + "==") == base64.urlsafe_b64decode(sig + "==")
+    code, out, err = run("verify_license", f"{header}.{payload}.{altered}")
+    assert code == 1 and out == ""
+    assert err.strip() == "invalid: bad signature: the signature is not canonical base64url"
+    assert run("verify_license", token)[0] == 0

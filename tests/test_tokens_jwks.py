@@ -79,6 +79,10 @@ def test_a_stock_library_refuses_tampered_expired_and_foreign_tokens(client):
     tampered_sig = signature[:5] + ("A" if signature[5] != "A" else "B") + signature[6:]
     with pytest.raises(BadSignatureError):
         verify_like_an_sdk(f"{header}.{payload}.{tampered_sig}", keys)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    same_bytes = signature[:-1] + alphabet[alphabet.index(signature[-1]) | 1]  # unused bits set
+    with pytest.raises(BadSignatureError):
+        verify_like_an_sdk(f"{header}.{payload}.{same_bytes}", keys)
     with pytest.raises(ExpiredTokenError):
         verify_like_an_sdk(expired, keys)
     with override_settings(SIGNING_KEYS=[generate_private_key_text()]):

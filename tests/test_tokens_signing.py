@@ -233,3 +233,53 @@ def test_processes_starting_together_agree_on_the_development_key(tmp_path):
         t.join()
     assert len(seen) == 12 and len(set(seen)) == 1 and seen[0] == dev_file.read_text()
     assert len(list(tmp_path.iterdir())) == 1
+
+
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def lenient_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def with_unused_bits_set(segment: str) -> str:
+    """The segment with its last character's unused low bits set: a different spelling of the
+    same bytes (a lenient decoder reads both alike)."""
+    altered = segment[:-1] + B64URL[B64URL.index(segment[-1]) | 1]
+    assert altered != segment and lenient_decode(altered) == lenient_decode(segment)
+    return altered
+
+
+def test_a_signature_with_a_non_canonical_last_character_fails(key_a):
+    # 64 signature bytes take 86 characters; the last one carries 2 bits and 4 unused ones.
+    with override_settings(SIGNING_KEYS=[key_a]):
+        header, payload, sig = sign_local_license(claims()).split(".")
+        assert len(sig) == 86
+        with pytest.raises(TokenError, match="bad signature: the signature is not canonical base64url"):
+            verify_local_license(f"{header}.{payload}.{with_unused_bits_set(sig)}", now=NOW)
+        assert verify_local_license(f"{header}.{payload}.{sig}", now=NOW) == claims()
+
+
+def test_non_canonical_header_and_claims_fail(key_a):
+    with override_settings(SIGNING_KEYS=[key_a]):
+        # claims of each length modulo 3: two of the three leave unused bits to set
+        tokens = [sign_local_license(claims(sub="d" * n)).split(".") for n in (1, 2, 3)]
+        altered = [t for t in tokens if len(t[1]) % 4]
+        assert len(altered) == 2
+        for header, payload, sig in altered:
+            with pytest.raises(TokenError, match="malformed claims: the claims is not canonical"):
+                verify_local_license(f"{header}.{with_unused_bits_set(payload)}.{sig}", now=NOW)
+        header, payload, sig = tokens[0]  # the header is 79 bytes: 106 characters, 4 unused bits
+        with pytest.raises(TokenError, match="malformed header: the header is not canonical"):
+            verify_local_license(f"{with_unused_bits_set(header)}.{payload}.{sig}", now=NOW)
+
+
+@pytest.mark.parametrize("text", ["QQ", "QUI", "QUJD", ""])
+def test_canonical_base64url_round_trips(text):
+    assert base64.urlsafe_b64encode(signing.b64url_decode(text)).rstrip(b"=").decode() == text
+
+
+@pytest.mark.parametrize("text", ["QR", "QUJ", "QQ==", "Q", "QU+D", "QU/D", "QU D"])
+def test_non_canonical_or_foreign_base64_is_refused(text):
+    with pytest.raises(ValueError):
+        signing.b64url_decode(text)

@@ -3,25 +3,25 @@
 ``RequestIdMiddleware`` takes the id from an ``X-Request-ID`` header set by the load balancer
 (when it looks like an id) or makes one, keeps it in a context variable for the request, and sends
 it back in the response header, so gunicorn's access line, the application's own lines and the
-proxy's log can be joined on it. ``JsonFormatter`` writes ``time``, ``level``, ``logger``,
+proxy's log can be joined on it. ``JsonFormatter`` (python-json-logger's) writes ``time``, ``level``, ``logger``,
 ``message``, ``request_id`` and, for gunicorn's access log, the request fields."""
 
 from __future__ import annotations
 
 import contextvars
-import json
+import copy
 import logging
 import re
 import uuid
 from datetime import UTC, datetime
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-
-# Attributes every LogRecord has; anything else was passed with ``extra=`` and is kept.
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 
 # gunicorn access-log atoms (glogging.Logger.atoms) worth a field of their own.
 _ACCESS_FIELDS = {
@@ -65,39 +65,41 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record, one line each (newlines in messages are escaped by JSON)."""
+class JsonFormatter(_LibraryJsonFormatter):
+    """python-json-logger's formatter with this project's field names: ``time`` (UTC, ISO 8601
+    with milliseconds and ``Z``), ``level``, ``logger``, ``message``, ``request_id`` inside a
+    request, ``exc_info``, every ``extra=`` field, and gunicorn's access atoms as fields."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request_id", "taskName"])
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
 
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-        }
         if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            # The message is "METHOD PATH STATUS"; the atoms become fields in add_fields.
             atoms = record.args
-            data["message"] = f"{atoms.get('m', '-')} {atoms.get('U', '-')} {atoms.get('s', '-')}"
+            record = copy.copy(record)
+            record.msg, record.args = f"{atoms.get('m', '-')} {atoms.get('U', '-')} {atoms.get('s', '-')}", None
+            record._access_atoms = atoms
+        return super().format(record)
+
+    def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
+        log_data["time"] = (
+            datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+        super().add_fields(log_data, record, message_dict)
+        atoms = getattr(record, "_access_atoms", None)
+        if atoms:
             for atom, field in _ACCESS_FIELDS.items():
                 value = atoms.get(atom)
                 if value not in (None, "-", ""):
-                    data[field] = (
-                        int(value) if field in ("status", "bytes", "duration_ms") and str(value).isdigit() else value
-                    )
-        else:
-            data["message"] = record.getMessage()
+                    numeric = field in ("status", "bytes", "duration_ms") and str(value).isdigit()
+                    log_data[field] = int(value) if numeric else value
         request_id = getattr(record, "request_id", None) or request_id_var.get()
-        if request_id and "request_id" not in data:
-            data["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and key not in data and not key.startswith("_"):
-                data[key] = value
-        if record.exc_info:
-            data["exc_info"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            data["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
+        if request_id and "request_id" not in log_data:
+            log_data["request_id"] = request_id
 
 
 def logging_config(*, json_format: bool, level: str = "INFO") -> dict:

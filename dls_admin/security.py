@@ -1,36 +1,26 @@
-"""Security middleware: the content security policy header and the client address behind
+"""Security helpers: the content security policy's configuration and the client address behind
 trusted proxies.
 
-Django 5.2 has no built-in CSP. Every page of this app loads only same-origin static files (the
-portal, the admin, the API docs, whose Swagger UI is served from the ``ninja`` app's static files),
-has no inline script or style, and draws charts as inline SVG, so the default policy is strict:
-``'self'`` only, plus ``data:`` images (Swagger UI's CSS icons)."""
+The policy header itself is django-csp's ``CSPMiddleware``. Every page of this app loads only
+same-origin static files (the portal, the admin, the API docs, whose Swagger UI is served from the
+``ninja`` app's static files), has no inline script or style, and draws charts as inline SVG, so
+the default policy is strict: ``'self'`` only, plus ``data:`` images (Swagger UI's CSS icons)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 
-DEFAULT_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-)
 
-
-class ContentSecurityPolicyMiddleware:
-    """Adds ``Content-Security-Policy`` (or ``-Report-Only`` with ``CSP_REPORT_ONLY``) to every
-    response that does not set its own. ``CONTENT_SECURITY_POLICY`` empty turns it off."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.policy = getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_CSP)
-        report_only = getattr(settings, "CSP_REPORT_ONLY", False)
-        self.header = "Content-Security-Policy-Report-Only" if report_only else "Content-Security-Policy"
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        if self.policy and "Content-Security-Policy" not in response and self.header not in response:
-            response[self.header] = self.policy
-        return response
+def parse_csp(text: str) -> dict[str, list[str] | bool]:
+    """``"default-src 'self'; img-src 'self' data:"`` -> django-csp's ``DIRECTIVES``
+    (``{"default-src": ["'self'"], "img-src": ["'self'", "data:"]}``); empty text, no directive.
+    A directive without sources (``upgrade-insecure-requests``) becomes ``True``."""
+    directives: dict[str, list[str] | bool] = {}
+    for part in text.split(";"):
+        if part.strip():
+            name, *sources = part.split()
+            directives[name.lower()] = sources or True
+    return directives
 
 
 def forwarded_client_address(remote_addr: str, forwarded_for: str, trusted_proxies: int) -> str:

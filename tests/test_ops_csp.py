@@ -19,10 +19,19 @@ PASSWORD = "pw-Test-12345"
 def test_it_sends_the_policy_on_every_page(client, settings, url):
     response = client.get(url)
     assert response.status_code == 200
-    policy = response["Content-Security-Policy"]
-    assert policy == settings.CONTENT_SECURITY_POLICY
-    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
-    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    directives = dict(d.strip().split(" ", 1) for d in response["Content-Security-Policy"].split(";"))
+    assert directives == {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self' data:",
+        "font-src": "'self'",
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
     assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
@@ -37,15 +46,39 @@ def test_it_serves_the_api_docs_from_our_own_static_files(client):
     assert not re.search(r"<script>(?!\s*</script>)", html)  # no inline script
 
 
-@pytest.mark.django_db
-def test_it_can_report_only(client, settings):
-    from dls_admin.security import ContentSecurityPolicyMiddleware
+def test_it_reads_the_policy_from_the_environment():
+    from tests.test_ops_deploy_check import manage, production_env
 
-    settings.CSP_REPORT_ONLY = True
-    middleware = ContentSecurityPolicyMiddleware(lambda request: __import__("django.http").http.HttpResponse("x"))
-    response = middleware(None)
-    assert "Content-Security-Policy" not in response
-    assert response["Content-Security-Policy-Report-Only"] == settings.CONTENT_SECURITY_POLICY
+    code = (
+        "from django.test import Client; r = Client().get('/healthz', HTTP_HOST='dls.example.com', secure=True); "
+        "print(r.get('Content-Security-Policy')); print(r.get('Content-Security-Policy-Report-Only'))"
+    )
+    trial = "default-src 'self'; img-src 'self' https://cdn.example.com; upgrade-insecure-requests"
+    env = production_env(CONTENT_SECURITY_POLICY=trial, CSP_REPORT_ONLY="true", DATABASE_URL="sqlite:///:memory:")
+    result = manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    enforced, report_only = result.stdout.split("\n")[-3:-1]
+    assert enforced == "None"
+    assert sorted(report_only.split("; ")) == sorted(trial.split("; "))
+
+    env = production_env(CONTENT_SECURITY_POLICY="", DATABASE_URL="sqlite:///:memory:")
+    result = manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-3:-1] == ["None", "None"]  # empty: no policy at all
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_policy_a_response_sets_itself(rf, settings):
+    from csp.middleware import CSPMiddleware
+    from django.http import HttpResponse
+
+    def view(request):
+        response = HttpResponse("x")
+        response["Content-Security-Policy"] = "default-src 'none'"
+        return response
+
+    response = CSPMiddleware(view)(rf.get("/"))
+    assert response["Content-Security-Policy"] == "default-src 'none'"
 
 
 # In a browser ----------------------------------------------------------------------------------
@@ -99,7 +132,7 @@ def test_it_renders_the_api_docs_under_the_policy(browser, live_server):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_it_runs_the_admin_and_the_portal_under_the_policy(browser, live_server, transactional_db):
-    from tests.factories_portal import world
+    from tests.factories import world
 
     w = world(timezone.now(), devices=5)
     pk = w.project.pk

@@ -95,3 +95,15 @@ def test_it_logs_json_lines_from_a_production_process():
     assert result.returncode == 0, result.stderr
     [record] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert record["message"] == "hello world" and record["logger"] == "dls.check" and record["level"] == "WARNING"
+
+
+def test_it_keeps_the_field_order_and_encodes_any_extra(captured):
+    from datetime import UTC, datetime
+
+    logger, stream = captured
+    logger.info("x", extra={"at": datetime(2026, 11, 27, 17, 24, tzinfo=UTC), "obj": object(), "ünï": "çødé"})
+    line = stream.getvalue().splitlines()[0]
+    record = json.loads(line)
+    assert list(record)[:4] == ["time", "level", "logger", "message"]
+    assert record["at"] == "2026-11-27T17:24:00+00:00" and record["obj"].startswith("<object object")
+    assert "çødé" in line  # not \u-escaped

@@ -261,7 +261,18 @@ def choose_refusal(verdicts: list[Verdict]) -> Verdict:
 # --- local licenses ----------------------------------------------------------------------------
 
 
-def local_license(*, project: Project, device: Device, item: LicenseItem, remaining: dict, now: datetime) -> str:
+def local_license(
+    *,
+    project: Project,
+    device: Device,
+    item: LicenseItem,
+    remaining: dict[str, Any],
+    now: datetime,
+    offline: bool = False,
+) -> str:
+    """The device's local license (SPEC section 7): a web device's token names its origin, and an
+    offline registration's (``offline=True``, SPEC section 12) says so and runs to the device's
+    ``active_until``, the seat it holds, on a first_use item as on any other."""
     from devices.signing import sign_local_license
 
     exp = device.active_until
@@ -278,8 +289,12 @@ def local_license(*, project: Project, device: Device, item: LicenseItem, remain
     }
     if item.option == rules.PER_CLIENT_DEVICE:
         claims["period_s"] = item.period_seconds
-        if item.activation_basis == "first_use":
+        if item.activation_basis == "first_use" and not offline:
             exp = item.license.expires_at  # the SDK starts the period's clock at first use
+    if device.client_type == "web":
+        claims["origin"] = device.origin  # the SDK refuses the token on any other origin
+    if offline:
+        claims["offline"] = True
     claims["exp"] = int(exp.timestamp())
     return sign_local_license(claims)
 

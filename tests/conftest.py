@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 from django.db import connection
 
 from tests import factories
@@ -15,3 +16,20 @@ def now():
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture
+def no_rate_limits(settings):
+    settings.API_RATE_LIMIT = "0"
+    settings.API_RATE_LIMIT_ADDRESS = "0"
+
+
+@pytest.fixture
+def frozen():
+    """The clock stopped at factories.NOW; ``factories.move_clock(dt)`` moves it."""
+    with time_machine.travel(factories.NOW, tick=False) as traveller:
+        factories._travellers.append(traveller)
+        try:
+            yield traveller
+        finally:
+            factories._travellers.remove(traveller)

@@ -8,7 +8,7 @@ import pytest
 from licenses.models import AuditLog, License, LicenseItem
 from licenses.services import record_audit
 from tests import factories
-from tests.factories_issuing import staff_client
+from tests.factories import staff_client
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def entry(db):
     return record_audit(
         actor=None,
         action="license.revoke",
-        obj=factories.license(),
+        obj=factories.LicenseFactory(),
         before={"status": "active"},
         after={"status": "revoked"},
     )
@@ -74,7 +74,7 @@ def test_it_offers_no_delete_action_on_the_list(entry):
 @pytest.mark.django_db
 def test_it_records_the_suspend_resume_and_revoke_actions_of_the_list(db):
     client, user = staff_client()
-    license = factories.license()
+    license = factories.LicenseFactory()
     for action, status in [
         ("suspend_licenses", "suspended"),
         ("resume_licenses", "active"),
@@ -94,7 +94,7 @@ def test_it_records_the_suspend_resume_and_revoke_actions_of_the_list(db):
 @pytest.mark.django_db
 def test_it_records_an_admin_change_of_a_license_with_before_and_after(db):
     client, user = staff_client()
-    license = factories.license()
+    license = factories.LicenseFactory()
     response = client.post(
         f"/admin/licenses/license/{license.pk}/change/",
         {
@@ -119,7 +119,7 @@ def test_it_records_an_admin_change_of_a_license_with_before_and_after(db):
 @pytest.mark.django_db
 def test_it_records_an_item_edited_in_the_admin(db):
     client, user = staff_client()
-    item = factories.item(option="per_client_device", quantity=10)
+    item = factories.LicenseItemFactory(per_client_device=True, quantity=10)
     data = {
         "license": item.license_id,
         "project": item.project_id,
@@ -149,9 +149,9 @@ def test_it_records_an_item_edited_in_the_admin(db):
 @pytest.mark.django_db
 def test_it_records_a_reorder_in_the_project_admin(db, now):
     client, user = staff_client()
-    project = factories.project()
-    first = factories.item(project=project)
-    second = factories.item(project=project)
+    project = factories.ProjectFactory()
+    first = factories.LicenseItemFactory(project=project)
+    second = factories.LicenseItemFactory(project=project)
     data = {
         "organization": project.organization_id,
         "name": project.name,
@@ -178,8 +178,8 @@ def test_it_records_a_reorder_in_the_project_admin(db, now):
 @pytest.mark.django_db
 def test_it_records_a_membership_and_a_rename_made_on_the_organization_page(db):
     client, staff = staff_client()
-    organization = factories.org(name="Acme Old")
-    customer = factories.user(username="cust")
+    organization = factories.OrganizationFactory(name="Acme Old")
+    customer = factories.UserFactory(username="cust")
     response = client.post(
         f"/admin/licenses/organization/{organization.pk}/change/",
         {

@@ -13,7 +13,7 @@ from django.utils import timezone
 from licenses.models import AuditLog, License, LicenseItem, Project
 from licenses.services import import_license
 from tests import factories
-from tests.factories_issuing import license_file, row_counts, spec_example, staff_client
+from tests.factories import license_file, row_counts, spec_example, staff_client
 
 IMPORT_URL = "/admin/licenses/license/import/"
 
@@ -80,7 +80,7 @@ def test_it_asks_for_a_file_or_json():
 
 @pytest.mark.django_db
 def test_it_keeps_the_import_page_from_non_staff():
-    user = factories.user()
+    user = factories.UserFactory()
     from django.test import Client
 
     client = Client()
@@ -207,14 +207,14 @@ def test_it_suspends_resumes_and_revokes_with_the_license_page_buttons(issued):
 @pytest.mark.django_db
 def test_it_filters_and_searches_the_license_list(db):
     now = timezone.now()
-    acme = factories.org(name="Acme Corp")
-    globex = factories.org(name="Globex")
-    soon = factories.license(
+    acme = factories.OrganizationFactory(name="Acme Corp")
+    globex = factories.OrganizationFactory(name="Globex")
+    soon = factories.LicenseFactory(
         organization=acme, license_id="L-SOON", starts_at=now - timedelta(days=300), expires_at=now + timedelta(days=10)
     )
-    late = factories.license(organization=globex, license_id="L-LATE", starts_at=now - timedelta(days=10))
-    factories.item(option="per_page", product="dwt", license=soon)
-    factories.item(option="per_server", product="dbr", license=late)
+    late = factories.LicenseFactory(organization=globex, license_id="L-LATE", starts_at=now - timedelta(days=10))
+    factories.LicenseItemFactory(per_page=True, product="dwt", license=soon)
+    factories.LicenseItemFactory(per_server=True, product="dbr", license=late)
     set_status = License.objects.filter(pk=late.pk)
     set_status.update(status="suspended")
     client, _ = staff_client()
@@ -236,13 +236,14 @@ def test_it_filters_and_searches_the_license_list(db):
 @pytest.mark.django_db
 def test_it_shows_a_project_with_its_items_in_consumption_order_and_the_key_read_only(db):
     now = timezone.now()
-    project = factories.project()
+    project = factories.ProjectFactory()
     organization = project.organization
-    late = factories.item(
-        project=project, license=factories.license(organization=organization, expires_at=now + timedelta(days=300))
+    late = factories.LicenseItemFactory(
+        project=project,
+        license=factories.LicenseFactory(organization=organization, expires_at=now + timedelta(days=300)),
     )
-    soon = factories.item(
-        project=project, license=factories.license(organization=organization, expires_at=now + timedelta(days=3))
+    soon = factories.LicenseItemFactory(
+        project=project, license=factories.LicenseFactory(organization=organization, expires_at=now + timedelta(days=3))
     )
     client, _ = staff_client()
     response = client.get(f"/admin/licenses/project/{project.pk}/change/")
@@ -254,8 +255,8 @@ def test_it_shows_a_project_with_its_items_in_consumption_order_and_the_key_read
 
 @pytest.mark.django_db
 def test_it_shows_the_memberships_of_a_user(db):
-    organization = factories.org(name="Acme Corp")
-    owner = factories.user(username="owner-x", organization=organization, role="owner")
+    organization = factories.OrganizationFactory(name="Acme Corp")
+    owner = factories.UserFactory(username="owner-x", organization=organization, role="owner")
     client, _ = staff_client()
     response = client.get(f"/admin/auth/user/{owner.pk}/change/")
     assert response.status_code == 200

@@ -11,7 +11,7 @@ import pytest
 from licenses.models import License, LicenseItem, Project
 from licenses.services import LicenseFileError, import_license
 from tests import factories
-from tests.factories_issuing import item_for, license_file, row_counts, staff_client
+from tests.factories import item_for, license_file, row_counts, staff_client
 
 # (product, option, edition, addon, None if allowed else a fragment of the refusal message)
 CELLS = [
@@ -160,8 +160,8 @@ def item_post(license: License, project: Project, product, option, edition, addo
 def test_it_applies_the_table_cell_through_the_admin_item_form(cell):
     product, option, edition, addon, refusal = cell
     client, _ = staff_client()
-    license = factories.license()
-    project = factories.project(organization=license.organization)
+    license = factories.LicenseFactory()
+    project = factories.ProjectFactory(organization=license.organization)
     response = client.post(
         "/admin/licenses/licenseitem/add/", item_post(license, project, product, option, edition, addon)
     )
@@ -199,8 +199,8 @@ def inline_post(organization, project, product, option, edition="", addon="") ->
 @pytest.mark.django_db
 def test_it_saves_an_allowed_item_through_the_license_form_with_its_inline():
     client, _ = staff_client()
-    organization = factories.org()
-    project = factories.project(organization=organization)
+    organization = factories.OrganizationFactory()
+    project = factories.ProjectFactory(organization=organization)
     response = client.post(
         "/admin/licenses/license/add/", inline_post(organization, project, "dbr", "per_server", "server")
     )
@@ -217,8 +217,8 @@ def test_it_saves_an_allowed_item_through_the_license_form_with_its_inline():
 @pytest.mark.django_db
 def test_it_refuses_a_forbidden_item_in_the_license_form_with_the_rule_and_creates_nothing():
     client, _ = staff_client()
-    organization = factories.org()
-    project = factories.project(organization=organization)
+    organization = factories.OrganizationFactory()
+    project = factories.ProjectFactory(organization=organization)
     response = client.post("/admin/licenses/license/add/", inline_post(organization, project, "dwt", "per_server"))
     assert response.status_code == 200
     assert "per_server applies only to dbr and dlr (edition server), not dwt" in response.content.decode()
@@ -228,8 +228,8 @@ def test_it_refuses_a_forbidden_item_in_the_license_form_with_the_rule_and_creat
 @pytest.mark.django_db
 def test_it_refuses_an_inline_item_in_a_project_of_another_organization():
     client, _ = staff_client()
-    organization = factories.org()
-    elsewhere = factories.project()
+    organization = factories.OrganizationFactory()
+    elsewhere = factories.ProjectFactory()
     response = client.post(
         "/admin/licenses/license/add/", inline_post(organization, elsewhere, "dbr", "per_client_device")
     )

@@ -12,11 +12,11 @@ from tests import factories
 
 @pytest.fixture
 def entry(db):
-    organization = factories.org()
+    organization = factories.OrganizationFactory()
     return record_audit(
-        actor=factories.user(is_staff=True),
+        actor=factories.UserFactory(is_staff=True),
         action="license.suspend",
-        obj=factories.license(organization=organization),
+        obj=factories.LicenseFactory(organization=organization),
         before={"status": "active"},
         after={"status": "suspended"},
     )
@@ -35,7 +35,7 @@ def test_it_records_who_what_when_before_and_after(entry):
 
 @pytest.mark.django_db
 def test_it_names_the_command_line_and_the_system_as_actors(db):
-    license = factories.license()
+    license = factories.LicenseFactory()
     by_cli = record_audit(actor="cli:root", action="license.import", obj=license, before=None, after={})
     by_system = record_audit(actor=None, action="license.import", obj=license, before=None, after={})
     assert (by_cli.actor, by_cli.actor_name) == (None, "cli:root")

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command, load_command_clas
 from licenses.models import AuditLog, License, LicenseItem, Organization, Project
 from licenses.services import LicenseFileError, import_license
 from tests import factories
-from tests.factories_issuing import license_file, row_counts, spec_example
+from tests.factories import license_file, row_counts, spec_example
 
 
 def run_import(doc, monkeypatch=None) -> dict:
@@ -123,7 +123,7 @@ def test_it_reads_rfc3339_offsets_and_fractions(now):
 
 @pytest.mark.django_db
 def test_it_matches_the_organization_by_id_and_renames_it(now):
-    factories.org(id="216998", name="Acme Old Name")
+    factories.OrganizationFactory(id="216998", name="Acme Old Name")
     import_license(license_file(organization={"id": "216998", "name": "Acme Corp"}), now=now)
     assert Organization.objects.get().name == "Acme Corp"
     assert AuditLog.objects.filter(action="organization.rename").get().before == {
@@ -134,7 +134,7 @@ def test_it_matches_the_organization_by_id_and_renames_it(now):
 
 @pytest.mark.django_db
 def test_it_keeps_the_name_of_a_known_organization_when_the_file_gives_only_its_id(now):
-    factories.org(id="216998", name="Acme Corp")
+    factories.OrganizationFactory(id="216998", name="Acme Corp")
     import_license(license_file(organization={"id": "216998"}), now=now)
     assert Organization.objects.get().name == "Acme Corp"
 
@@ -306,7 +306,7 @@ BAD_FILES = [
 @pytest.mark.django_db
 @pytest.mark.parametrize("name, doc, field, rule", BAD_FILES, ids=[b[0] for b in BAD_FILES])
 def test_it_refuses_a_bad_file_naming_the_field_and_changes_nothing(tmp_path, name, doc, field, rule):
-    factories.org(id="216998", name="Acme Corp")  # so the database is not empty
+    factories.OrganizationFactory(id="216998", name="Acme Corp")  # so the database is not empty
     path = tmp_path / "bad.json"
     path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     before = row_counts()
@@ -333,7 +333,7 @@ def test_it_refuses_a_license_id_already_imported_and_changes_nothing(now):
 
 @pytest.mark.django_db
 def test_it_rolls_back_the_rename_and_project_when_a_late_item_fails(now):
-    factories.org(id="216998", name="Old Name")
+    factories.OrganizationFactory(id="216998", name="Old Name")
     before = row_counts()
     doc = license_file(
         project="new-project",
@@ -400,7 +400,7 @@ def test_it_accepts_bytes_with_a_byte_order_mark(now):
 
 @pytest.mark.django_db
 def test_it_records_the_import_in_the_audit_log(now):
-    user = factories.user(username="clerk", is_staff=True)
+    user = factories.UserFactory(username="clerk", is_staff=True)
     result = import_license(license_file(), actor=user, now=now)
     entry = AuditLog.objects.get(action="license.import")
     assert (entry.actor, entry.actor_name, entry.object_id) == (user, "clerk", result["license_id"])

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from licenses.models import Project, new_license_key
 from licenses.services import import_license
 from tests import factories
-from tests.factories_issuing import license_file
+from tests.factories import license_file
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -52,7 +52,7 @@ def test_it_gives_every_imported_project_its_own_key(now):
 
 @pytest.mark.django_db
 def test_it_refuses_a_duplicate_key_in_the_database():
-    first = factories.project()
-    second = factories.project()
+    first = factories.ProjectFactory()
+    second = factories.ProjectFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         Project.objects.filter(pk=second.pk).update(license_key=first.license_key)

@@ -10,7 +10,7 @@ from django.db import connection
 
 from licenses.models import License, LicenseItem, Organization, Project
 from licenses.services import LicenseFileError, import_license
-from tests.factories_issuing import license_file
+from tests.factories import license_file
 
 THREADS = 8
 

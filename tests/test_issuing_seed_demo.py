@@ -9,7 +9,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from licenses.models import AuditLog, License, LicenseItem, Membership, Organization, Project
-from tests.factories_issuing import row_counts
+from tests.factories import row_counts
 
 
 def seed() -> str:

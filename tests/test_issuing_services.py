@@ -10,12 +10,12 @@ from django.core.exceptions import ValidationError
 from licenses.models import AuditLog, License, LicenseItem
 from licenses.services import add_quota, import_license, renew_license, reorder_items, set_license_status
 from tests import factories
-from tests.factories_issuing import license_file, row_counts
+from tests.factories import license_file, row_counts
 
 
 @pytest.fixture
 def staff(db):
-    return factories.user(username="clerk", is_staff=True)
+    return factories.UserFactory(username="clerk", is_staff=True)
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_it_refuses_quota_in_a_project_of_another_organization(issued, staff, no
     license, _ = issued
     with pytest.raises(ValidationError) as e:
         add_quota(
-            project=factories.project(),
+            project=factories.ProjectFactory(),
             license=license,
             item_fields={"product": "dbr", "option": "per_client_device", "quantity": 5},
             actor=staff,
@@ -187,14 +187,14 @@ def test_it_refuses_an_unknown_status(issued, staff, now):
 
 @pytest.mark.django_db
 def test_it_reorders_items_and_audits_the_order(staff, now):
-    license = factories.license(expires_at=now + timedelta(days=100))
-    project = factories.project(organization=license.organization)
-    soon = factories.item(
+    license = factories.LicenseFactory(expires_at=now + timedelta(days=100))
+    project = factories.ProjectFactory(organization=license.organization)
+    soon = factories.LicenseItemFactory(
         project=project,
-        license=factories.license(organization=license.organization, expires_at=now + timedelta(days=5)),
+        license=factories.LicenseFactory(organization=license.organization, expires_at=now + timedelta(days=5)),
     )
-    late = factories.item(project=project, license=license)
-    third = factories.item(project=project, license=license)
+    late = factories.LicenseItemFactory(project=project, license=license)
+    third = factories.LicenseItemFactory(project=project, license=license)
     assert list(project.items_in_order()) == [soon, late, third]  # by expiry by default
 
     reorder_items(project=project, item_ids=[str(third.pk), str(late.pk)], actor=staff, now=now)
@@ -208,9 +208,9 @@ def test_it_reorders_items_and_audits_the_order(staff, now):
 @pytest.mark.django_db
 @pytest.mark.parametrize("bad", ["other", "nonsense", "twice"])
 def test_it_refuses_ids_not_of_the_project(staff, now, bad):
-    project = factories.project()
-    mine = factories.item(project=project)
-    other = factories.item()
+    project = factories.ProjectFactory()
+    mine = factories.LicenseItemFactory(project=project)
+    other = factories.LicenseItemFactory()
     ids = {"other": [str(mine.pk), str(other.pk)], "nonsense": ["x1"], "twice": [str(mine.pk), str(mine.pk)]}[bad]
     with pytest.raises(ValidationError):
         reorder_items(project=project, item_ids=ids, actor=staff, now=now)

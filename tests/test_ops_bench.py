@@ -25,9 +25,9 @@ def test_it_takes_percentiles():
 def test_the_load_generator_and_the_server_agree_on_every_report(live_server, transactional_db, settings):
     settings.API_RATE_LIMIT = "0"
     settings.API_RATE_LIMIT_ADDRESS = "0"
-    lic = factories.license(starts_at=timezone.now() - timedelta(days=1))
-    project = factories.project(organization=lic.organization)
-    factories.item("per_barcode_scan", project=project, license=lic, quantity=10**9, edition="mobile")
+    lic = factories.LicenseFactory(starts_at=timezone.now() - timedelta(days=1))
+    project = factories.ProjectFactory(organization=lic.organization)
+    factories.LicenseItemFactory(per_barcode_scan=True, project=project, license=lic, quantity=10**9, edition="mobile")
     plan = {
         "base_url": live_server.url, "license_key": project.license_key, "run": "t", "concurrency": 4,
         "usage_devices": [f"use-{i}" for i in range(4)], "duplicate_fraction": 0.3,

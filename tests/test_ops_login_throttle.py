@@ -39,7 +39,7 @@ def logged_in(client) -> bool:
 @pytest.mark.django_db
 @pytest.mark.parametrize("url, staff", [(PORTAL_LOGIN, False), (ADMIN_LOGIN, True)])
 def test_it_refuses_the_right_password_after_too_many_failures(client, url, staff):
-    user = factories.user(is_staff=staff)
+    user = factories.UserFactory(is_staff=staff)
     for _ in range(3):
         response = attempt(client, url, user.username, "wrong")
         assert response.status_code == 200 and THROTTLED not in response.content.decode()
@@ -52,7 +52,7 @@ def test_it_refuses_the_right_password_after_too_many_failures(client, url, staf
 
 @pytest.mark.django_db
 def test_it_throttles_a_username_whatever_its_case_and_address(client):
-    user = factories.user()
+    user = factories.UserFactory()
     for i in range(3):
         attempt(client, PORTAL_LOGIN, user.username.upper(), "wrong", address=f"198.51.100.{i}")
     response = attempt(client, PORTAL_LOGIN, user.username, PASSWORD, address="203.0.113.9")
@@ -61,7 +61,7 @@ def test_it_throttles_a_username_whatever_its_case_and_address(client):
 
 @pytest.mark.django_db
 def test_it_throttles_an_address_spraying_many_usernames(client):
-    user = factories.user()
+    user = factories.UserFactory()
     for i in range(10):
         attempt(client, ADMIN_LOGIN, f"nobody{i}", "wrong", address="192.0.2.77")
     response = attempt(client, PORTAL_LOGIN, user.username, PASSWORD, address="192.0.2.77")
@@ -73,7 +73,7 @@ def test_it_throttles_an_address_spraying_many_usernames(client):
 
 @pytest.mark.django_db
 def test_it_lets_the_user_in_again_after_the_window(client):
-    user = factories.user()
+    user = factories.UserFactory()
     with time_machine.travel(time.time(), tick=False) as clock:
         for _ in range(3):
             attempt(client, PORTAL_LOGIN, user.username, "wrong")
@@ -89,7 +89,7 @@ def test_it_lets_the_user_in_again_after_the_window(client):
 
 @pytest.mark.django_db
 def test_it_clears_the_username_counter_on_success(client):
-    user = factories.user()
+    user = factories.UserFactory()
     for _ in range(2):
         attempt(client, PORTAL_LOGIN, user.username, "wrong")
     assert attempt(client, PORTAL_LOGIN, user.username, PASSWORD).status_code == 302
@@ -103,7 +103,7 @@ def test_it_clears_the_username_counter_on_success(client):
 def test_it_can_be_turned_off(client, settings):
     settings.LOGIN_FAILURE_LIMIT = 0
     settings.LOGIN_FAILURE_LIMIT_ADDRESS = 0
-    user = factories.user()
+    user = factories.UserFactory()
     for _ in range(20):
         attempt(client, PORTAL_LOGIN, user.username, "wrong")
     assert attempt(client, PORTAL_LOGIN, user.username, PASSWORD).status_code == 302
@@ -114,6 +114,6 @@ def test_it_keeps_force_login_working_with_the_throttle_backend_first(client):
     # force_login stamps the session with the first backend; its get_user must find the user.
     from tests import factories
 
-    user = factories.user(organization=factories.org(), role="owner")
+    user = factories.UserFactory(organization=factories.OrganizationFactory(), role="owner")
     client.force_login(user)
     assert client.get("/").status_code == 200

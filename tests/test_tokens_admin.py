@@ -55,13 +55,13 @@ def results(response) -> str:
 
 @pytest.fixture
 def staff_client(client):
-    client.force_login(factories.user(username="staff", is_staff=True, is_superuser=True), backend=MODEL_BACKEND)
+    client.force_login(factories.UserFactory(username="staff", is_staff=True, is_superuser=True), backend=MODEL_BACKEND)
     return client
 
 
 @pytest.fixture
 def seat_world():
-    item = factories.item(option="per_client_device", quantity=10)
+    item = factories.LicenseItemFactory(per_client_device=True, quantity=10)
     d1 = device(item, "dev-1", device_name="Front desk", origin="")
     d2 = device(item, "dev-2", device_name="Back office")
     decision(item.project, "dev-1", device=d1, item=item, rule="seat_available")
@@ -77,7 +77,7 @@ def seat_world():
         message="11 of 10 seats are taken (grace 1)",
     )
     decision(item.project, "dev-1", device=d1, item=item, endpoint=Decision.USAGE, rule="usage_recorded")
-    other = factories.item(option="per_client_device")
+    other = factories.LicenseItemFactory(per_client_device=True)
     decision(other.project, "stranger", allowed=False, code=101, rule="license_key_invalid", counts={})
     return item, d1, d2, other
 
@@ -172,7 +172,8 @@ def test_a_device_s_decisions_include_refusals_from_before_it_had_a_row(staff_cl
 
 def test_non_staff_cannot_see_decisions(client, seat_world):
     client.force_login(
-        factories.user(username="customer", organization=seat_world[0].project.organization), backend=MODEL_BACKEND
+        factories.UserFactory(username="customer", organization=seat_world[0].project.organization),
+        backend=MODEL_BACKEND,
     )
     response = client.get(reverse("admin:devices_decision_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
@@ -195,7 +196,7 @@ def test_release_seat_action_frees_the_seat(staff_client, seat_world):
 def test_release_seat_needs_the_change_permission(client, seat_world):
     from django.contrib.auth.models import Permission
 
-    viewer = factories.user(username="support", is_staff=True)
+    viewer = factories.UserFactory(username="support", is_staff=True)
     viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_device", "view_decision"]))
     client.force_login(viewer, backend=MODEL_BACKEND)
     _, d1, _, _ = seat_world

@@ -42,8 +42,8 @@ def sdk_verify(client, token: str, device_uuid: str) -> dict:
 
 
 def test_an_authorized_device_gets_a_license_an_sdk_verifies_offline(client):
-    lic = factories.license(starts_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=700))
-    item = factories.item(option="per_client_device", quantity=5, period="yearly", license=lic)
+    lic = factories.LicenseFactory(starts_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=700))
+    item = factories.LicenseItemFactory(per_client_device=True, quantity=5, period="yearly", license=lic)
     key = item.project.license_key
     response = post(
         client,
@@ -69,7 +69,9 @@ def test_an_authorized_device_gets_a_license_an_sdk_verifies_offline(client):
 
 
 def test_a_first_use_license_runs_to_the_item_expiry(client):
-    item = factories.item(option="per_client_device", quantity=5, period="monthly", activation_basis="first_use")
+    item = factories.LicenseItemFactory(
+        per_client_device=True, quantity=5, period="monthly", activation_basis="first_use"
+    )
     body = post(
         client,
         "/api/v1/authorize",
@@ -81,7 +83,7 @@ def test_a_first_use_license_runs_to_the_item_expiry(client):
 
 
 def test_a_scan_license_has_no_period_and_the_usage_answer_carries_a_new_license(client):
-    item = factories.item(option="per_barcode_scan", quantity=1000)
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
     key = item.project.license_key
     post(
         client,

@@ -242,3 +242,26 @@ def test_it_sends_staff_without_organization_to_their_dashboard(client, w):
     nobody = factories.UserFactory(username="nobody")
     client.force_login(nobody, backend=MODEL_BACKEND)
     assert "not a member of any organization" in text(client.get(reverse("portal:home")))
+
+
+def test_statistics_all_time_counts_usage_of_every_option(client, w):
+    """A seat, server, domain or concurrent item has no quota counter: its all-time figure is its
+    reported usage from the day rollups, not 0."""
+    for item, n in ((w.seats, 1234), (w.concurrent, 55)):
+        for days_ago in (200, 3):
+            factories.UsageRollupFactory(
+                item=item,
+                metric="barcode_scans",
+                bucket_start=day_start(NOW) - timedelta(days=days_ago),
+                count=n,
+                granularity=UsageRollup.DAY,
+            )
+    client.force_login(w.viewer, backend=MODEL_BACKEND)
+    page = text(client.get(reverse("portal:statistics", args=[w.project.pk])))
+    for item, n in ((w.seats, 1234), (w.concurrent, 55)):
+        row = re.search(
+            rf"#{item.pk} [^<]*</td><td>Barcode scans</td><td class=\"num\">([\d,]+)</td><td class=\"num\">([\d,]+)</td>",
+            page,
+        )
+        assert row, page
+        assert row.groups() == (f"{2 * n:,}", f"{n:,}")  # all time both days; the period only the recent one

@@ -89,6 +89,15 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
     rollups = UsageRollup.objects.filter(item__project=project)
 
     totals: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: {"all": 0, "period": 0, "today": 0})
+    # All history: a quota item's counter (what its quota is checked against, rollups or not);
+    # any other item's usage (a seat or concurrent item's scans) from its day rollups.
+    for item_id, metric, n in (
+        rollups.filter(granularity=UsageRollup.DAY)
+        .values_list("item_id", "metric")
+        .annotate(n=Sum("count"))
+        .values_list("item_id", "metric", "n")
+    ):
+        totals[(item_id, metric)]["all"] = n
     for item_id, metric, used in (
         QuotaCounter.objects.filter(item__project=project)
         .exclude(metric=OVERUSE_SPENT)

@@ -37,6 +37,8 @@ class Device(models.Model):
     first_used_at = models.DateTimeField(null=True, blank=True)  # first usage report (first_use basis)
     active_until = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)  # when it expired or was released
+    # Registered offline (SPEC section 12): holds its seat to active_until (the token's exp), no contact.
+    offline = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-last_seen_at"]

@@ -67,6 +67,16 @@ class Project(models.Model):
     name = models.CharField(max_length=128)
     license_key = models.CharField(max_length=64, unique=True, default=new_license_key, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Key rotation (SPEC section 2): the key before the last rotation works until it expires.
+    previous_license_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    previous_key_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Project protection (SPEC section 6): an HMAC-SHA256 of the session password under the
+    # server's protection key (devices/protection.py), never the password; "" for none.
+    session_password_digest = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # Validation fields: lists of allowed values; an empty list does not restrict its client type.
+    allowed_domains = models.JSONField(default=list, blank=True)
+    allowed_app_ids = models.JSONField(default=list, blank=True)
+    allowed_process_names = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["organization_id", "name"]

@@ -22,7 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from . import selectors, services
+from . import audit, selectors, services
 from .forms import AddQuotaForm, LicenseFileForm, LicenseItemForm, RenewForm
 from .models import (
     AlertRecipient,
@@ -72,8 +72,8 @@ class AuditedAdmin(admin.ModelAdmin):
             )
 
     def delete_model(self, request, obj):
-        before, object_id = selectors.snapshot(obj), services._object_id(obj)
-        organization = None if isinstance(obj, Organization) else services._organization_of(obj)
+        before, object_id = selectors.snapshot(obj), audit.object_id_of(obj)
+        organization = None if isinstance(obj, Organization) else audit.organization_of(obj)
         super().delete_model(request, obj)
         services.record_audit(
             actor=request.user,
@@ -93,7 +93,7 @@ class AuditedAdmin(admin.ModelAdmin):
         befores = {}
         for f in formset.initial_forms:
             if f.instance.pk is not None:
-                befores[id(f.instance)] = (services._object_id(f.instance), _fresh_snapshot(f.instance))
+                befores[id(f.instance)] = (audit.object_id_of(f.instance), _fresh_snapshot(f.instance))
         super().save_formset(request, form, formset, change)
         for obj in formset.new_objects:
             services.record_audit(

@@ -225,3 +225,18 @@ def domain_matches(item_domain: str, host: str, *, multi_tenant: Iterable[str] |
         return host == domain
     tenants = multi_tenant_domains() if multi_tenant is None else list(multi_tenant)
     return domain_unit(domain, multi_tenant=tenants) == domain_unit(host, multi_tenant=tenants)
+
+
+def item_domain_error(item_domain: str) -> str | None:
+    """Why an item's domain (as written) cannot be licensed, or None (SPEC section 4).
+
+    The one check of an item's domain: the model's validation calls it, so the admin, the license
+    file import and the admin API refuse the same domains with the same words."""
+    try:
+        host = normalize_item_domain(item_domain)
+    except ValueError as e:
+        return f"must be a host name like example.com or *.example.com ({e})"
+    if not is_address_or_localhost(host) and _psl().is_public(host):
+        # A public suffix (com, co.uk, github.io) is no one's domain: it would match nothing.
+        return f"{host} is a public suffix, not a registrable domain"
+    return None

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 
-from . import rules
+from . import domains, rules
 
 
 def new_license_key() -> str:
-    """Opaque, URL-safe, 192 bits from the OS CSPRNG."""
-    return secrets.token_urlsafe(24)
+    """Opaque, URL-safe, 192 bits from the OS CSPRNG, never starting with ``-`` (SPEC section 2:
+    keys are passed as command-line arguments). A draw that starts with ``-`` is dropped and drawn
+    again (one in 64), so every key left is still uniform over the keys allowed."""
+    while True:
+        key = secrets.token_urlsafe(24)
+        if not key.startswith("-"):
+            return key
 
 
 class Organization(models.Model):
@@ -86,10 +93,21 @@ class Project(models.Model):
         return self.name
 
     def items_in_order(self) -> models.QuerySet[LicenseItem]:
-        """Consumption order: explicit positions first, then the item that expires first."""
-        return self.items.select_related("license").order_by(
-            F("position").asc(nulls_last=True), "license__expires_at", "id"
-        )
+        """This project's items in consumption order (SPEC section 2; see
+        ``LicenseItemQuerySet.in_consumption_order``)."""
+        return self.items.all().in_consumption_order()
+
+
+def usable_q(now: datetime, via: str = "") -> Q:
+    """The licenses usable at ``now`` (SPEC section 4: ``active`` and ``starts_at <= now <
+    expires_at``) as a filter; ``via`` is the path to the license, e.g. ``"license__"`` from an
+    item or ``"item__license__"`` from a counter."""
+    return Q(**{f"{via}status": License.ACTIVE, f"{via}starts_at__lte": now, f"{via}expires_at__gt": now})
+
+
+class LicenseQuerySet(models.QuerySet):
+    def usable_at(self, now: datetime) -> LicenseQuerySet:
+        return self.filter(usable_q(now))
 
 
 class License(models.Model):
@@ -119,12 +137,66 @@ class License(models.Model):
     def __str__(self) -> str:
         return self.license_id
 
-    def is_in_term(self, now: datetime) -> bool:
+    objects = LicenseQuerySet.as_manager()
+
+    def in_term(self, now: datetime) -> bool:
+        """``starts_at <= now < expires_at`` (SPEC section 4)."""
         return self.starts_at <= now < self.expires_at
+
+    def usable_at(self, now: datetime) -> bool:
+        """Whether its items serve devices at ``now`` (SPEC section 4, "Common"): the license is
+        ``active`` and ``starts_at <= now < expires_at``. ``usable_q`` is the same rule as a filter."""
+        return self.status == self.ACTIVE and self.in_term(now)
+
+    # What a person would call the license at a moment (lists and pages say these words).
+    DISPLAY_STATUSES = ("active", "expired", "not started", "suspended", "revoked")
+
+    def display_status(self, now: datetime) -> str:
+        """``revoked`` or ``suspended`` when staff said so, else by the term: ``not started``,
+        ``expired`` or ``active``. Only ``active`` is usable (see ``usable_at``)."""
+        if self.status != self.ACTIVE:
+            return self.status
+        if now < self.starts_at:
+            return "not started"
+        if now >= self.expires_at:
+            return "expired"
+        return "active"
+
+
+# Device-slots above the quantity per license term when an item sets no overuse budget (SPEC 4).
+OVERUSE_BUDGET_PER_DEVICE = 1000
+
+
+class LicenseItemQuerySet(models.QuerySet):
+    def in_consumption_order(self) -> LicenseItemQuerySet:
+        """Consumption order (SPEC section 2): items placed by staff or the customer first, by
+        position; then the item that expires first; the item id breaks ties. Every list of a
+        project's items and the choice of the item that serves a device use this order."""
+        return self.select_related("license").order_by(F("position").asc(nulls_last=True), "license__expires_at", "id")
+
+    def usable_at(self, now: datetime) -> LicenseItemQuerySet:
+        """Items whose license is usable at ``now`` (SPEC section 4, see ``License.usable_at``)."""
+        return self.filter(usable_q(now, via="license__"))
+
+    def with_effective_overuse_budget(self) -> LicenseItemQuerySet:
+        """Annotates ``budget``: the overuse budget, or its default 1000 x quantity (SPEC 4)."""
+        return self.annotate(budget=effective_overuse_budget_expression())
+
+
+def effective_overuse_budget_expression(via: str = ""):
+    """``LicenseItem.effective_overuse_budget`` as a database expression (``via``: path to the item)."""
+    return Coalesce(F(f"{via}overuse_budget"), OVERUSE_BUDGET_PER_DEVICE * F(f"{via}quantity"))
+
+
+def effective_overuse_budget_sql(alias: str) -> str:
+    """The same rule for raw SQL over the items table aliased ``alias``."""
+    return f"COALESCE({alias}.overuse_budget, {OVERUSE_BUDGET_PER_DEVICE} * {alias}.quantity)"
 
 
 class LicenseItem(models.Model):
-    """The unit bought and consumed: one product, one option, its quantity. Never split."""
+    """The unit bought and consumed: one product, one option, its quantity. Never split.
+
+    Every limit of SPEC section 4 is computed here, in integers, and nowhere else."""
 
     PERIODS = [(p, p.capitalize()) for p in rules.PERIOD_SECONDS]
 
@@ -154,6 +226,8 @@ class LicenseItem(models.Model):
     # Consumption order within the project; null = by expiry after the explicitly placed items.
     position = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LicenseItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -191,7 +265,9 @@ class LicenseItem(models.Model):
 
     @property
     def seat_ceiling(self) -> int:
-        """Active devices at which a new client device is refused (quantity plus grace, floored)."""
+        """Active devices at which a new device is refused (SPEC section 4): per_client_device
+        floor(quantity x (100 + device_grace_percent)/100), so 10 seats admit an 11th device and
+        30 admit 33; per_server the quantity (no grace)."""
         assert self.quantity is not None
         if self.option == rules.PER_SERVER:
             return self.quantity
@@ -199,18 +275,35 @@ class LicenseItem(models.Model):
 
     @property
     def concurrency_ceiling(self) -> int:
+        """Distinct active devices a slot may reach while the overuse budget lasts (SPEC section 4,
+        per_concurrent_device): floor(quantity x (100 + overuse_percent)/100)."""
         assert self.quantity is not None
         return self.quantity * (100 + self.overuse_percent) // 100
 
     @property
     def effective_overuse_budget(self) -> int:
+        """Device-slots above the quantity per license term (SPEC section 4): ``overuse_budget``,
+        by default 1000 x quantity. ``effective_overuse_budget_expression`` and ``_sql`` are the
+        same rule for queries."""
         if self.overuse_budget is not None:
             return self.overuse_budget
-        return 1000 * (self.quantity or 0)
+        return OVERUSE_BUDGET_PER_DEVICE * (self.quantity or 0)
+
+    def quota_ceiling(self, quantity: int) -> Fraction:
+        """The quota limit of SPEC section 4, exactly: quantity x (100 + quota_grace_percent)/100
+        (not rounded; 5 scans with 5 % grace is 5.25). ``quantity`` is the item's quantity, or one
+        module's pages for per_page."""
+        return Fraction(quantity * (100 + self.quota_grace_percent), 100)
 
     def quota_limit_reached(self, quantity: int, used: int) -> bool:
-        """used >= quantity x (100 + grace)/100, exactly (no rounding): compare in integers."""
+        """SPEC section 4: refused once used >= quantity x (100 + grace)/100, exactly; compared in
+        integers (used x 100 >= quantity x (100 + grace))."""
         return used * 100 >= quantity * (100 + self.quota_grace_percent)
+
+    def quota_refused_from(self, quantity: int) -> int:
+        """The smallest ``used`` that ``quota_limit_reached`` refuses: ceil(quantity x (100 +
+        grace)/100). Quantity 5 with 5 % grace is refused from 6; 100 with 5 % from 105."""
+        return -(-quantity * (100 + self.quota_grace_percent) // 100)
 
     def option_fields_present(self) -> set[str]:
         """Option-specific fields set to a non-default value, for the applicability check."""
@@ -223,14 +316,32 @@ class LicenseItem(models.Model):
             present.add("domain")
         return present
 
-    def clean(self) -> None:
+    def validate_rules(self, present: set[str] | None = None) -> None:
+        """The item's own rules, without the database: the applicability table (SPEC section 3),
+        the fields of its option, integer ranges, page modules and the licensed domain (SPEC
+        section 4). Raises ValidationError keyed by field with the words of the rule.
+
+        Every path that creates an item runs this: the admin's forms (through ``clean``), the
+        license file (``licenses.license_file``) and ``save``. ``present`` names the option
+        fields the caller was given; by default, the ones set to a non-default value."""
         errors: dict[str, list[str]] = {}
         try:
             rules.check_item_fields(
-                self.product, self.option, self.edition, self.addon, present=self.option_fields_present()
+                self.product,
+                self.option,
+                self.edition,
+                self.addon,
+                present=self.option_fields_present() if present is None else present,
             )
         except ValidationError as e:
             errors.update(e.message_dict)
+        if self.addon and not rules.ADDON_RE.match(self.addon):
+            errors.setdefault("addon", []).append(rules.ADDON_RULE)
+        for name, bounds in rules.FIELD_BOUNDS.items():
+            value = getattr(self, name)
+            problem = None if value is None else rules.range_error(value, bounds)
+            if problem:
+                errors.setdefault(name, []).append(problem)
         if self.option == rules.PER_PAGE and self.quantities is not None:
             if not isinstance(self.quantities, dict) or not self.quantities:
                 errors.setdefault("quantities", []).append("quantities must map page modules to page counts")
@@ -240,8 +351,22 @@ class LicenseItem(models.Model):
                         errors.setdefault("quantities", []).append(
                             f"unknown page module {module!r}: must be one of {', '.join(rules.PAGE_MODULES)}"
                         )
-                    elif not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                    elif not isinstance(n, int) or isinstance(n, bool) or rules.range_error(n, rules.PAGES_BOUNDS):
                         errors.setdefault("quantities", []).append(f"quantities.{module} must be an integer >= 1")
+        if self.option == rules.PER_DOMAIN and self.domain:
+            self.domain = self.domain.strip().lower()
+            problem = domains.item_domain_error(self.domain)
+            if problem:
+                errors.setdefault("domain", []).append(problem)
+        if errors:
+            raise ValidationError(errors)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        try:
+            self.validate_rules()
+        except ValidationError as e:
+            errors.update(e.message_dict)
         if self.project_id and self.license_id and self.project.organization_id != self.license.organization_id:
             errors.setdefault("project", []).append("the project belongs to another organization")
         if errors:
@@ -306,3 +431,27 @@ class AuditLog(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("the audit log cannot be changed")
+
+
+class OutboxEvent(models.Model):
+    """A webhook event (SPEC section 14), written by ``licenses.events.emit`` in the same
+    transaction as the change it describes; ``api.webhooks`` fans it out to the endpoints that
+    subscribe to it and delivers it. ``event_id`` is the ``webhook-id`` of every delivery."""
+
+    event_id = models.CharField(max_length=40, unique=True)
+    type = models.CharField(max_length=64)
+    # The organization whose data it is; null for nobody's (staff endpoints still get it).
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox_events"
+    )
+    data = models.JSONField(default=dict)
+    occurred_at = models.DateTimeField()
+    # Set once the event has been fanned out to the endpoints' deliveries.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["dispatched_at", "id"], name="outbox_undispatched_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"

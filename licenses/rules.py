@@ -6,6 +6,8 @@ names the rule."""
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 
 PRODUCTS = {"dbr": "Barcode Reader SDK", "dwt": "Dynamic Web TWAIN SDK", "dlr": "Label Recognizer SDK"}
@@ -44,6 +46,34 @@ OPTION_REQUIRED: dict[str, frozenset[str]] = {
     PER_SERVER: frozenset({"quantity"}),
     PER_DOMAIN: frozenset({"domain"}),
 }
+
+
+# The range of each integer field of an item (SPEC section 5: quantities are integers >= 1).
+# The license file and the model's validation both read this table, so both say the same words.
+MAX_INT = 2_147_483_647  # PositiveIntegerField on PostgreSQL
+MAX_PERCENT = 1000
+FIELD_BOUNDS: dict[str, tuple[int, int]] = {
+    "quantity": (1, MAX_INT),
+    "heartbeat_timeout_s": (1, MAX_INT),
+    "overuse_budget": (0, MAX_INT),
+    "dedup_interval_ms": (0, MAX_INT),
+    "device_grace_percent": (0, MAX_PERCENT),
+    "quota_grace_percent": (0, MAX_PERCENT),
+    "overuse_percent": (0, MAX_PERCENT),
+}
+PAGES_BOUNDS = (1, MAX_INT)
+ADDON_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+ADDON_RULE = "must be an add-on name of lower-case letters, digits and '_'"
+
+
+def range_error(value: int, bounds: tuple[int, int]) -> str | None:
+    """The words for an integer out of its field's range, or None."""
+    low, high = bounds
+    if value < low:
+        return f"must be an integer >= {low}"
+    if value > high:
+        return f"must be an integer <= {high}"
+    return None
 
 
 def applicability_error(product: str, option: str, edition: str = "", addon: str = "") -> str | None:

@@ -112,7 +112,3 @@ def snapshot(obj: Model | None) -> dict[str, Any] | None:
     if isinstance(obj, Organization):
         return organization_snapshot(obj)
     return generic_snapshot(obj)
-
-
-def projects_of(organization: Organization):
-    return Project.objects.filter(organization=organization).order_by("name")

@@ -67,6 +67,33 @@ class AlertRecipient(models.Model):
         return self.email
 
 
+class Invitation(models.Model):
+    """An owner's invitation of a member by email (SPEC section 10, "the team"); the link's
+    token is stored only as its SHA-256. Used once (``accepted_at``), expires at ``expires_at``
+    (licenses.members)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.ROLES, default=Membership.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.role}) to {self.organization_id}"
+
+
 class Project(models.Model):
     """A named group of items of one organization with one license key (DLS: handshake code)."""
 

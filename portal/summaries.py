@@ -223,7 +223,7 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
                 counters[item.pk].get(metric, 0),
                 quantity,
                 unit="pages" if metric.startswith("pages") else "scans",
-                refused_at=quantity * (100 + item.quota_grace_percent) // 100,
+                refused_at=item.quota_refused_from(quantity),
             )
             rate = rates.get((item.pk, metric), 0) / window_days
             meter.projection = _projection(meter, rate, today=today, expires_at=item.license.expires_at)

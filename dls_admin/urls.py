@@ -3,11 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from api.admin.routes import api as admin_api
 from api.device import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("api/admin/v1/", admin_api.urls),
     path("", include("api.urls")),  # /.well-known/jwks.json
     path("", include("dls_admin.urls_ops")),  # /healthz
     path("accounts/", include("portal.urls_accounts")),  # login, logout, password reset

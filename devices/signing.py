@@ -34,7 +34,7 @@ from django.core.exceptions import ImproperlyConfigured
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, DecodeError, InvalidPayloadError, JoseError
 from joserfc.jwa import EdDSAAlgorithm
-from joserfc.jwk import KeySet, OKPKey
+from joserfc.jwk import Key, KeySet, OKPKey
 from joserfc.jws import JWSRegistry
 
 ALG = "EdDSA"
@@ -51,7 +51,7 @@ class TokenError(Exception):
 class _ContractEdDSA(EdDSAAlgorithm):
     # SPEC section 7 names the algorithm "EdDSA". RFC 9864 deprecates that name in favour of
     # "Ed25519" (the same signature) and joserfc warns on every use; the contract keeps the name.
-    security_warning = None
+    security_warning = ""  # joserfc warns only when this is set
 
 
 class _Registry(JWSRegistry):
@@ -197,7 +197,8 @@ def _load(env_keys: tuple[str, ...], key_file: str, dev_key_file: str, productio
 
 def jwks() -> dict[str, Any]:
     """The public keys that verify local licenses, every configured key (SPEC section 7)."""
-    return dict(KeySet(signing_keys()).as_dict(private=False))
+    keys: list[Key] = [*signing_keys()]
+    return dict(KeySet(keys).as_dict(private=False))
 
 
 # --- tokens ---------------------------------------------------------------------------------------

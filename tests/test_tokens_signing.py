@@ -283,3 +283,23 @@ def test_canonical_base64url_round_trips(text):
 def test_non_canonical_or_foreign_base64_is_refused(text):
     with pytest.raises(ValueError):
         signing.b64url_decode(text)
+
+
+def test_check_exp_false_skips_only_the_expiry(key_a):
+    with override_settings(SIGNING_KEYS=[key_a]):
+        token = sign_local_license(claims(exp=NOW))
+        assert verify_local_license(token, now=NOW + 10**6, check_exp=False) == claims(exp=NOW)
+        with pytest.raises(TokenError, match="exp"):
+            verify_local_license(sign_local_license({"sub": "x"}), now=NOW, check_exp=False)
+        header, payload, sig = token.split(".")
+        with pytest.raises(TokenError, match="bad signature"):
+            flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
+            verify_local_license(f"{header}.{payload}.{flipped}", check_exp=False)
+
+
+def test_a_header_member_joserfc_does_not_know_is_refused(key_a):
+    with override_settings(SIGNING_KEYS=[key_a]):
+        kid = jwks()["keys"][0]["kid"]
+        _, payload, sig = sign_local_license(claims()).split(".")
+        with pytest.raises(TokenError, match="refused: .*zzz"):
+            verify_local_license(f"{b64({'alg': 'EdDSA', 'kid': kid, 'zzz': 1})}.{payload}.{sig}", now=NOW)

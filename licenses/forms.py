@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 from . import rules
 from .models import LicenseItem, Project
@@ -46,6 +47,15 @@ class LicenseItemForm(forms.ModelForm):
         field_classes = {"quantities": PageQuantitiesField}
         widgets = {"quantities": forms.Textarea(attrs={"rows": 2, "cols": 40})}
         help_texts = {"quantities": 'per_page only: pages per module, e.g. {"core": 100000, "ocr": 5000}'}
+
+    def _update_errors(self, errors):
+        # The model's validation may name a field this form does not show (the editor shows the
+        # fields of the item's option only): say it above the form, with the field's name.
+        if hasattr(errors, "error_dict"):
+            for name in [n for n in errors.error_dict if n != NON_FIELD_ERRORS and n not in self.fields]:
+                moved = [ValidationError(f"{name}: {m}") for e in errors.error_dict.pop(name) for m in e.messages]
+                errors.error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
+        super()._update_errors(errors)
 
 
 class LicenseFileForm(forms.Form):
@@ -97,7 +107,7 @@ class AddQuotaForm(forms.Form):
     edition = forms.ChoiceField(required=False, choices=[("", "(any)")] + [(e, e) for e in rules.EDITIONS])
     addon = forms.CharField(required=False, max_length=64, help_text="dwt only, e.g. barcode_reader")
     quantity = forms.IntegerField(required=False, min_value=1, help_text="scans, seats, servers or devices per slot")
-    quantities = forms.JSONField(required=False, help_text='per_page: e.g. {"core": 100000, "ocr": 5000}')
+    quantities = PageQuantitiesField(required=False, help_text='per_page: e.g. {"core": 100000, "ocr": 5000}')
     period = forms.ChoiceField(required=False, choices=[("", "(default: yearly)")] + LicenseItem.PERIODS)
     activation_basis = forms.ChoiceField(
         required=False, choices=[("", "(default: first_authorization)")] + [(a, a) for a in rules.ACTIVATION_BASES]

@@ -80,7 +80,9 @@ def test_it_records_the_suspend_resume_and_revoke_actions_of_the_list(db):
         ("resume_licenses", "active"),
         ("revoke_licenses", "revoked"),
     ]:
-        response = client.post("/admin/licenses/license/", {"action": action, "_selected_action": [license.pk]})
+        # "post" is the answer of the revoke action's confirmation page.
+        data = {"action": action, "_selected_action": [license.pk], "post": "yes"}
+        response = client.post("/admin/licenses/license/", data)
         assert response.status_code == 302
         assert License.objects.get(pk=license.pk).status == status
     actions = list(AuditLog.objects.order_by("id").values_list("action", "actor", "after__status"))

@@ -177,62 +177,23 @@ def test_it_applies_the_table_cell_through_the_admin_item_form(cell):
         assert LicenseItem.objects.count() == 0
 
 
-def inline_post(organization, project, product, option, edition="", addon="") -> dict:
-    item = item_post(License(pk=None), project, product, option, edition, addon)
-    del item["license"]
-    data = {
-        "license_id": "L-ADMIN-1",
-        "organization": organization.pk,
-        "starts_at_0": "2026-11-01",
-        "starts_at_1": "00:00:00",
-        "expires_at_0": "2027-11-01",
-        "expires_at_1": "00:00:00",
-        "items-TOTAL_FORMS": "1",
-        "items-INITIAL_FORMS": "0",
-        "items-MIN_NUM_FORMS": "0",
-        "items-MAX_NUM_FORMS": "1000",
-    }
-    data.update({f"items-0-{k}": v for k, v in item.items()})
-    return data
+@pytest.mark.django_db
+def test_it_lists_a_licenses_items_read_only_with_links_to_their_editor():
+    client, _ = staff_client()
+    item = factories.LicenseItemFactory(per_server=True)
+    body = client.get(f"/admin/licenses/license/{item.license_id}/change/").content.decode()
+    assert f"/admin/licenses/licenseitem/{item.pk}/change/" in body
+    assert f"/admin/licenses/licenseitem/add/?license={item.license_id}" in body  # Add item
+    assert 'name="items-0-quantity"' not in body  # edited on the item's page only
 
 
 @pytest.mark.django_db
-def test_it_saves_an_allowed_item_through_the_license_form_with_its_inline():
+def test_it_refuses_an_item_in_a_project_of_another_organization():
     client, _ = staff_client()
-    organization = factories.OrganizationFactory()
-    project = factories.ProjectFactory(organization=organization)
-    response = client.post(
-        "/admin/licenses/license/add/", inline_post(organization, project, "dbr", "per_server", "server")
-    )
-    assert response.status_code == 302
-    item = LicenseItem.objects.get()
-    assert (item.license.license_id, item.option, item.edition, item.quantity) == (
-        "L-ADMIN-1",
-        "per_server",
-        "server",
-        10,
-    )
-
-
-@pytest.mark.django_db
-def test_it_refuses_a_forbidden_item_in_the_license_form_with_the_rule_and_creates_nothing():
-    client, _ = staff_client()
-    organization = factories.OrganizationFactory()
-    project = factories.ProjectFactory(organization=organization)
-    response = client.post("/admin/licenses/license/add/", inline_post(organization, project, "dwt", "per_server"))
-    assert response.status_code == 200
-    assert "per_server applies only to dbr and dlr (edition server), not dwt" in response.content.decode()
-    assert License.objects.count() == 0 and LicenseItem.objects.count() == 0
-
-
-@pytest.mark.django_db
-def test_it_refuses_an_inline_item_in_a_project_of_another_organization():
-    client, _ = staff_client()
-    organization = factories.OrganizationFactory()
+    license = factories.LicenseFactory()
     elsewhere = factories.ProjectFactory()
-    response = client.post(
-        "/admin/licenses/license/add/", inline_post(organization, elsewhere, "dbr", "per_client_device")
-    )
+    data = item_post(license, elsewhere, "dbr", "per_client_device", "", "")
+    response = client.post("/admin/licenses/licenseitem/add/", data)
     assert response.status_code == 200
     assert "the project belongs to another organization" in response.content.decode()
-    assert License.objects.count() == 0
+    assert LicenseItem.objects.count() == 0

@@ -350,9 +350,9 @@ def test_it_rolls_back_the_rename_and_project_when_a_late_item_fails(now):
 @pytest.mark.django_db
 def test_it_rolls_back_when_the_database_refuses_an_item_midway(now, monkeypatch):
     """A failure after rows were written (here: the second item's save) leaves nothing behind."""
-    from licenses import services
+    from licenses import issuing
 
-    real_save = services._save_item
+    real_save = issuing._save_item
     calls = []
 
     def failing_save(item, path):
@@ -361,7 +361,7 @@ def test_it_rolls_back_when_the_database_refuses_an_item_midway(now, monkeypatch
             raise LicenseFileError(path, "refused by the database")
         real_save(item, path)
 
-    monkeypatch.setattr(services, "_save_item", failing_save)
+    monkeypatch.setattr(issuing, "_save_item", failing_save)
     before = row_counts()
     with pytest.raises(LicenseFileError):
         import_license(license_file(items=_valid_items() * 2, organization={"id": "555", "name": "New"}), now=now)

@@ -29,18 +29,37 @@ def test_it_makes_url_safe_keys_of_at_least_128_bits():
 
 
 def test_it_draws_keys_from_the_os_csprng(monkeypatch):
-    calls = []
     import secrets
 
-    real = secrets.token_urlsafe
+    calls = []
 
     def spy(n):
         calls.append(n)
-        return real(n)
+        return "A" * 32
 
     monkeypatch.setattr(secrets, "token_urlsafe", spy)
-    new_license_key()
+    assert new_license_key() == "A" * 32
     assert calls == [24]  # 24 random bytes = 192 bits
+
+
+def test_it_draws_again_when_a_key_would_start_with_a_dash(monkeypatch):
+    """A key is passed as a command-line argument: "-x..." would read as an option (SPEC 2)."""
+    import secrets
+
+    draws = iter(["-" + "a" * 31, "--" + "b" * 30, "c-" + "d" * 30])
+    calls = []
+
+    def fake(n):
+        calls.append(n)
+        return next(draws)
+
+    monkeypatch.setattr(secrets, "token_urlsafe", fake)
+    assert new_license_key() == "c-" + "d" * 30
+    assert calls == [24, 24, 24]
+
+
+def test_it_never_starts_a_key_with_a_dash():
+    assert not any(new_license_key().startswith("-") for _ in range(5000))
 
 
 @pytest.mark.django_db

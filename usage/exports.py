@@ -8,11 +8,13 @@ in chunks, so a large export runs in bounded memory."""
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import TextIO
 
 from devices.models import Device
+from licenses.clock import rfc3339
 from licenses.models import Project
 from usage.models import METRICS, ConcurrencyRollup, UsageRollup
 
@@ -36,7 +38,7 @@ CHUNK = 2000
 
 
 def format_time(dt: datetime | None) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else ""
+    return rfc3339(dt) if dt else ""
 
 
 def parse_bound(value: str) -> datetime:
@@ -118,4 +120,17 @@ def write_csv(
     a text stream such as ``sys.stdout`` or an ``HttpResponse``."""
     writer = csv.writer(out, lineterminator="\n")
     for row in export_rows(project=project, what=what, start=start, end=end):
-        writer.writerow(row)
+        writer.writerow([safe_cell(cell) for cell in row])
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def safe_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP "CSV Injection"): text starting with
+    ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading ``'``, which spreadsheets hide and scripts
+    can strip; plain numbers are left as they are. Headers (SPEC section 9) never start so."""
+    if value.startswith(FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value

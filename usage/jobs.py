@@ -22,15 +22,19 @@ Safety (a job may run twice, two copies may run at once, a worker may die half w
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min
+from django.db.models import Max, Min
 
-from devices.models import Decision, Device
+from devices.models import Decision, Device, ran_out_sql
+from devices.seats import free_seats
 from licenses import rules
+from licenses.clock import rfc3339
+from licenses.events import emit
 from licenses.models import LicenseItem
 from usage.models import (
     ConcurrencyRollup,
@@ -100,7 +104,7 @@ def _key_list_sql(rows: list[tuple]) -> tuple[str, list]:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+    return rfc3339(dt) if dt else None
 
 
 # --- expire_idle_devices -----------------------------------------------------------------------
@@ -109,10 +113,30 @@ def _iso(dt: datetime | None) -> str | None:
 def expire_idle_devices(*, now: datetime) -> dict:
     """Active devices and servers whose ``active_until`` has come become expired; their seat is
     free. ``ended_at`` is the moment the seat ran out, so a late run records the same value."""
-    n = Device.objects.filter(state=Device.ACTIVE, active_until__lte=now).update(
-        state=Device.EXPIRED, ended_at=F("active_until")
-    )
-    return {"job": "expire_idle_devices", "expired": n}
+    devices = _t(Device)
+    with transaction.atomic():  # the seat counters move with the devices (devices.seats)
+        rows = _fetchall(
+            f"""UPDATE {devices} SET state = %s, ended_at = active_until
+            WHERE {ran_out_sql(devices)} RETURNING item_id""",
+            [Device.EXPIRED, now],
+        )
+        freed = Counter(item_id for (item_id,) in rows if item_id is not None)
+        free_seats(dict(freed))
+        for item_id, count in sorted(freed.items()):  # SPEC 14: one event per item and run
+            _emit_expired(item_id, count, now=now)
+    return {"job": "expire_idle_devices", "expired": len(rows)}
+
+
+def _emit_expired(item_id: int, count: int, *, now: datetime) -> None:
+    item = LicenseItem.objects.select_related("project").get(pk=item_id)
+    organization_id = item.project.organization_id
+    data = {
+        "organization": organization_id,
+        "project": {"id": str(item.project_id), "name": item.project.name},
+        "item": str(item_id),
+        "count": count,
+    }
+    emit("devices.expired", data, organization=organization_id, now=now)
 
 
 # --- rollup_concurrency ------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Views are thin: they read the clock and the client address, apply the rate limits, and call the
 services. Checks run in the SPEC's order: body size (413), request shape (400), then the rate
-limits (429), key (101), device (4), idempotency (409), the rules of the items. Every refusal has
+limits (429), key (101), session password (102), device (4), idempotency (409), the project's
+validation fields (103, 114; authorize only), the rules of the items. CORS, cookies, chunked
+bodies and JSON 404/405 under /api/ are ``api/cors.py``'s. Every refusal has
 the SPEC body ``{"error": {"code", "name", "message"}}`` (``fields`` for INVALID_REQUEST): ninja's
 default handlers (422 lists, ``{"detail": ...}``, tracebacks) are replaced, so that no input of any
 shape gets a 500 or another body.
@@ -183,7 +185,7 @@ def _http_error(request, exc: HttpError):
 
 @api.exception_handler(Http404)
 def _not_found(request, exc):
-    return JsonResponse({"error": {"code": 1, "name": "INVALID_REQUEST", "message": "no such endpoint"}}, status=404)
+    return JsonResponse({"error": {"code": 7, "name": "NOT_FOUND", "message": "no such endpoint"}}, status=404)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -206,15 +208,20 @@ def _rate_limited(request: HttpRequest, payload) -> JsonResponse | None:
     summary="Authorize a device",
     description=(
         "Binds the device to the first item of the project, in consumption order, that serves it and has room; "
-        "a device already bound to an item that still serves it stays there. 403 codes: 101 unknown key, "
-        "103 origin outside the licensed domain, 104 no matching item, 111/112/113 license expired / not yet "
-        "effective / suspended or revoked, 120 seats, servers or quota exhausted."
+        "a device already bound to an item that still serves it stays there. 429 code 3 rate limited; 403 codes "
+        "in the order they are checked: 101 unknown key, 102 session password missing or wrong, 103 origin outside "
+        "the project's allowed domains (or a body origin that is not the browser's Origin header), 114 app_id or "
+        "process_name not allowed, 104 no matching item, 111/112/113 license expired / not yet effective / "
+        "suspended or revoked, 103 origin outside an item's licensed domain, 120 seats, servers or quota exhausted."
     ),
     operation_id="authorize",
 )
 def authorize(request: HttpRequest, payload: AuthorizeRequest):
     now = timezone.now()
-    return _rate_limited(request, payload) or json_response(services.authorize(data=payload, now=now))
+    origin = request.META.get("HTTP_ORIGIN")
+    return _rate_limited(request, payload) or json_response(
+        services.authorize(data=payload, now=now, http_origin=origin)
+    )
 
 
 @api.post(
@@ -222,7 +229,9 @@ def authorize(request: HttpRequest, payload: AuthorizeRequest):
     response={200: UsageResponse, 409: ErrorResponse, **REFUSALS},
     summary="Report usage (all counts zero: a heartbeat)",
     description=(
-        "Recorded whenever the device was ever authorized; 200 with allowed:false and an error (4 seat lost, "
+        "Recorded whenever the device was ever authorized (403 code 101 unknown key, 102 session password, "
+        "4 device never authorized; 409 code 2 report_id reused with another body; 429 code 3 rate limited); "
+        "200 with allowed:false and an error (4 seat lost, "
         "111/113 item expired or suspended, 120 quota or concurrency exhausted) tells the SDK to stop. A retry with "
         "the same report_id and body replays the first answer with status duplicate; another body is 409."
     ),
@@ -240,7 +249,10 @@ def usage(request: HttpRequest, payload: UsageRequest):
     "/release",
     response={200: ReleaseResponse, **REFUSALS},
     summary="Release a device's seat",
-    description="The device gives its seat back (uninstall). A second call answers the same.",
+    description=(
+        "The device gives its seat back (uninstall). A second call answers the same. 403 codes: 101 unknown key, "
+        "102 session password, 4 device never authorized; 429 code 3 rate limited."
+    ),
     operation_id="release",
 )
 def release(request: HttpRequest, payload: ReleaseRequest):

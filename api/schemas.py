@@ -10,24 +10,27 @@ from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
-from pydantic_core import PydanticCustomError
 
+from devices.fields import (
+    Addon,
+    ClientType,
+    DeviceUuid,
+    OptionalEdition,
+    Origin,
+    Platform,
+    Product,
+    SdkVersion,
+    SessionPassword,
+    Text255,
+    ValidationValue,
+    field_error,
+)
 from licenses import rules
 from licenses.clock import parse_rfc3339
-from licenses.domains import normalize_origin
 
 MAX_COUNT = 1_000_000
 MAX_SIGHTINGS = 10_000
 MAX_TS_MS = 2**53 - 1  # the largest integer a JavaScript SDK can send exactly
-
-
-def field_error(field: str, reason: str) -> PydanticCustomError:
-    """A model-level error that the API reports under ``fields[field]``."""
-    return PydanticCustomError("field_error", "{reason}", {"field": field, "reason": reason})
-
-
-def _empty_to_none(value: object) -> object:
-    return None if value == "" else value
 
 
 def _printable(value: str) -> str:
@@ -36,38 +39,12 @@ def _printable(value: str) -> str:
     return value
 
 
-def _origin(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        origin = normalize_origin(value)
-    except ValueError as exc:
-        raise ValueError(f"is not a valid origin: {exc}") from None
-    if len(origin) > 300:  # punycode can make an IDN longer than it was written
-        raise ValueError("is longer than 300 characters in its normalized (punycode) form")
-    return origin
-
-
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-# scheme://host[:port]: the shape only; the host must also be a valid host name (licenses.domains).
-ORIGIN_SHAPE = r"^[A-Za-z][A-Za-z0-9+.-]*://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)(:[0-9]{1,5})?/?$"
-
 LicenseKey = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[\x21-\x7e]+$")]
-DeviceUuid = Annotated[
-    StrictStr,
-    Field(
-        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", examples=["5d0c7a1e-2f7b-4c1e-9a55-0c1d2e3f4a5b"]
-    ),
-]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
-Product = Literal["dbr", "dwt", "dlr"]
-Edition = Literal["javascript", "mobile", "desktop", "server", "embedded"]
-ClientType = Literal["web", "mobile", "desktop", "embedded", "server"]
 PageModule = Literal["core", "webcam", "pdfr", "ocr"]
 DateTime = Annotated[datetime, BeforeValidator(parse_rfc3339), Field(json_schema_extra={"format": "date-time"})]
 
-assert set(rules.EDITIONS) == set(Edition.__args__) and set(rules.CLIENT_TYPES) == set(ClientType.__args__)
-assert set(rules.PAGE_MODULES) == set(PageModule.__args__) and set(rules.PRODUCTS) == set(Product.__args__)
+assert set(rules.PAGE_MODULES) == set(PageModule.__args__)
 
 
 class _Request(Schema):
@@ -88,20 +65,22 @@ class AuthorizeRequest(_Request):
     license_key: LicenseKey
     device_uuid: DeviceUuid
     product: Product
-    edition: Annotated[Edition | None, BeforeValidator(_empty_to_none)] = None
-    addon: Annotated[
-        Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")] | None,
-        BeforeValidator(_empty_to_none),
-    ] = Field(None, description='none for the base SDK; "barcode_reader" for the dwt Barcode Reader add-on')
+    edition: OptionalEdition = None
+    addon: Addon = Field(None, description='none for the base SDK; "barcode_reader" for the dwt Barcode Reader add-on')
     client_type: ClientType
-    origin: Annotated[
-        Annotated[StrictStr, Field(min_length=1, max_length=300, pattern=ORIGIN_SHAPE)] | None, AfterValidator(_origin)
-    ] = Field(
-        None, description="required for client_type web: scheme://host[:port]", examples=["https://app.example.com"]
+    origin: Origin = Field(
+        None,
+        description="required for client_type web: scheme://host[:port]; a browser's Origin header must agree",
+        examples=["https://app.example.com"],
     )
-    platform: Annotated[StrictStr, Field(max_length=64, pattern=NO_CONTROL)] | None = None
-    device_name: Annotated[StrictStr, Field(max_length=255, pattern=NO_CONTROL)] | None = None
-    sdk_version: Annotated[StrictStr, Field(max_length=64, pattern=NO_CONTROL)] | None = None
+    platform: Platform = None
+    device_name: Text255 = None
+    sdk_version: SdkVersion = None
+    session_password: SessionPassword = Field(None, description="required when the project has a session password")
+    app_id: ValidationValue = Field(None, description="mobile: checked against the project's allowed app ids")
+    process_name: ValidationValue = Field(
+        None, description="desktop, embedded, server: checked against the project's allowed process names"
+    )
 
     @model_validator(mode="after")
     def _origin_for_web(self) -> AuthorizeRequest:
@@ -129,10 +108,12 @@ class UsageRequest(_Request):
         default_factory=list, description="raw sightings, deduplicated by the server"
     )
     pages: dict[PageModule, Count] = Field(default_factory=dict, description="pages per dwt module")
+    session_password: SessionPassword = None
 
     def canonical(self) -> dict:
-        """The body that identifies a report for idempotency: parsed values, defaults filled in."""
-        data = self.model_dump(mode="json")
+        """The body that identifies a report for idempotency: parsed values, defaults filled in
+        (the session password is a credential, not part of the report)."""
+        data = self.model_dump(mode="json", exclude={"session_password"})
         data["slot_start"] = self.slot_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         data["pages"] = {k: v for k, v in sorted(self.pages.items()) if v}
         return data
@@ -141,6 +122,7 @@ class UsageRequest(_Request):
 class ReleaseRequest(_Request):
     license_key: LicenseKey
     device_uuid: DeviceUuid
+    session_password: SessionPassword = None
 
 
 # --- responses ---------------------------------------------------------------------------------

@@ -17,10 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import (
     DEVICE_NOT_AUTHORIZED,
+    DOMAIN_MISMATCH,
     LICENSE_KEY_INVALID,
     NO_MATCHING_LICENSE,
     TERM_CODES,
@@ -29,7 +31,8 @@ from devices.outcomes import (
 )
 from licenses import rules
 from licenses.clock import SLOT, rfc3339, slot_start_of
-from licenses.domains import domain_matches
+from licenses.domains import domain_matches, normalize_origin
+from licenses.keys import previous_key_valid
 from licenses.models import License, LicenseItem, Project
 
 REPORT_INTERVAL_S = 180
@@ -53,12 +56,42 @@ def record_decision(
     )
 
 
-def project_for_key(license_key: str) -> Project:
-    """The project of a license key, or the 101 refusal."""
-    project = Project.objects.filter(license_key=license_key).first()
-    if project is None:
+def project_for_key(license_key: str, *, now: datetime) -> Project:
+    """The project of a license key, its current one or, until its grace ends, the one before the
+    last rotation (SPEC section 2); else the 101 refusal. One query over two unique indexes."""
+    project = Project.objects.filter(Q(license_key=license_key) | Q(previous_license_key=license_key)).first()
+    if project is None or (project.license_key != license_key and not previous_key_valid(project, now)):
         raise Refusal(LICENSE_KEY_INVALID, "no project has this license key", rule="license_key_invalid")
     return project
+
+
+def project_for_request(data, *, endpoint: str, now: datetime) -> Project:
+    """Key (101), then the project's session password (102, SPEC section 6): the first checks of
+    every device request after its shape and the rate limits. A refused password is recorded."""
+    from devices.protection import session_password_verdict
+
+    project = project_for_key(data.license_key, now=now)
+    verdict = session_password_verdict(project, getattr(data, "session_password", None))
+    if verdict is not None:
+        record_decision(project=project, endpoint=endpoint, verdict=verdict, now=now, device_uuid=data.device_uuid)
+        raise Refusal.of(verdict)
+    return project
+
+
+def origin_verdict(data, http_origin: str | None) -> tuple[str | None, Verdict | None]:
+    """The origin the domain rules use (SPEC section 6, "Browsers"): the HTTP ``Origin`` header
+    when the request has one (a page script cannot forge it), else the body's. A web request whose
+    body ``origin`` differs from the header, after normalization, is refused with 103."""
+    if http_origin is None or data.client_type != "web":
+        return data.origin, None
+    try:
+        header = normalize_origin(http_origin)
+    except ValueError:
+        header = None
+    if header is None or header != data.origin:
+        message = f"the body's origin {data.origin} is not the request's Origin header {http_origin[:300]}"
+        return data.origin, Verdict(None, False, "origin_header_mismatch", message, code=DOMAIN_MISMATCH)
+    return header, None
 
 
 def never_authorized(*, project: Project, endpoint: str, device_uuid: str, now: datetime) -> Refusal:
@@ -302,20 +335,61 @@ def local_license(
 # --- authorize ---------------------------------------------------------------------------------
 
 
-def authorize(*, data, now: datetime) -> dict[str, Any]:
-    """Authorize a device (SPEC section 6, ``data``: a validated ``api.schemas.AuthorizeRequest``):
-    the answer's body, or a ``Refusal``."""
-    project = project_for_key(data.license_key)
+def authorize(*, data, now: datetime, http_origin: str | None = None) -> dict[str, Any]:
+    """Authorize a device (SPEC section 6, ``data``: a validated ``api.schemas.AuthorizeRequest``;
+    ``http_origin``: the request's ``Origin`` header, if any): the answer's body, or a ``Refusal``.
+    Checks in the SPEC's order: key (101), session password (102), the validation fields (103,
+    114), then the rules of the items."""
+    project = project_for_request(data, endpoint=Decision.AUTHORIZE, now=now)
+    origin, refused = origin_verdict(data, http_origin)
+    check_validation_fields(project, data, origin=origin, endpoint=Decision.AUTHORIZE, now=now, refused=refused)
+    return grant(project, data, origin=origin, now=now)
+
+
+def check_validation_fields(
+    project: Project, data, *, origin: str | None, endpoint: str, now: datetime, refused: Verdict | None = None
+) -> None:
+    """The project's validation fields (103, 114), recorded and raised when they refuse."""
+    from devices.protection import validation_verdict
+
+    verdict = refused or validation_verdict(
+        project,
+        client_type=data.client_type,
+        origin=origin,
+        app_id=data.app_id,
+        process_name=data.process_name,
+        platform=data.platform,
+    )
+    if verdict is not None:
+        device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
+        record_decision(
+            project=project, endpoint=endpoint, verdict=verdict, now=now, device=device, device_uuid=data.device_uuid
+        )
+        raise Refusal.of(verdict)
+
+
+OFFLINE_OPTIONS = (rules.PER_CLIENT_DEVICE, rules.PER_SERVER)  # SPEC section 12
+
+
+def grant(project: Project, data, *, origin: str | None, now: datetime, offline: bool = False) -> dict[str, Any]:
+    """The rules of the items (SPEC section 4) for an authorization or, with ``offline``, an
+    offline registration (SPEC section 12: per_client_device and per_server items only)."""
+    endpoint = Decision.OFFLINE if offline else Decision.AUTHORIZE
     wanted = {"product": data.product, "edition": data.edition, "addon": data.addon, "client_type": data.client_type}
-    matching = [item for item in project.items_in_order() if serves(item, **wanted)]
+    matching = [
+        item
+        for item in project.items_in_order()
+        if serves(item, **wanted) and (not offline or item.option in OFFLINE_OPTIONS)
+    ]
     if not matching:
         what = " ".join(f"{k} {v}" for k, v in wanted.items() if v)
-        message = f"no item of this project serves {what}"
+        kind = "an offline registration for " if offline else ""
+        message = f"no item of this project serves {kind}{what}"
         verdict = Verdict(None, False, "no_matching_item", message, code=NO_MATCHING_LICENSE)
         device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
         record_decision(
             project=project,
-            endpoint=Decision.AUTHORIZE,
+            endpoint=endpoint,
             verdict=verdict,
             now=now,
             device=device,
@@ -325,7 +399,7 @@ def authorize(*, data, now: datetime) -> dict[str, Any]:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                answer = _authorize_locked(project, data, matching, now=now)
+                answer = _authorize_locked(project, data, matching, origin=origin, now=now, offline=offline)
             if isinstance(answer, Refusal):
                 raise answer  # after the commit: the refusal's decision is kept
             return answer
@@ -338,8 +412,9 @@ def authorize(*, data, now: datetime) -> dict[str, Any]:
 
 
 def _authorize_locked(
-    project: Project, data, matching: list[LicenseItem], *, now: datetime
+    project: Project, data, matching: list[LicenseItem], *, origin: str | None, now: datetime, offline: bool = False
 ) -> dict[str, Any] | Refusal:
+    endpoint = Decision.OFFLINE if offline else Decision.AUTHORIZE
     device = Device.objects.select_for_update().filter(project=project, device_uuid=data.device_uuid).first()
     candidates = list(matching)
     if device is not None and device.item_id in {i.pk for i in matching}:
@@ -347,23 +422,23 @@ def _authorize_locked(
         candidates.sort(key=lambda i: i.pk != device.item_id)
     verdicts: dict[int, Verdict] = {}
     for item in candidates:
-        verdict = item_verdict(item, device, origin=data.origin, now=now, device_uuid=data.device_uuid)
+        verdict = item_verdict(item, device, origin=origin, now=now, device_uuid=data.device_uuid)
         if verdict.allowed:
-            device = _bind(project, device, item, data, now=now)
+            device = _bind(project, device, item, data, now=now, offline=offline)
             record_decision(
                 project=project,
-                endpoint=Decision.AUTHORIZE,
+                endpoint=endpoint,
                 verdict=verdict,
                 now=now,
                 device=device,
                 device_uuid=data.device_uuid,
             )
-            return authorized_body(project, device, item, now=now)
+            return authorized_body(project, device, item, now=now, offline=offline)
         verdicts[item.pk] = verdict
     refusal = choose_refusal([verdicts[i.pk] for i in matching])
     record_decision(
         project=project,
-        endpoint=Decision.AUTHORIZE,
+        endpoint=endpoint,
         verdict=refusal,
         now=now,
         device=device,
@@ -372,15 +447,29 @@ def _authorize_locked(
     return Refusal.of(refusal)
 
 
-def _bind(project: Project, device: Device | None, item: LicenseItem, data, *, now: datetime) -> Device:
+def offline_active_until(item: LicenseItem, *, now: datetime) -> datetime:
+    """SPEC section 12: ``min(now + period, expires_at)`` for per_client_device items,
+    ``min(now + 365 days, expires_at)`` for per_server items."""
+    if item.option == rules.PER_SERVER:
+        return min(now + timedelta(days=365), item.license.expires_at)
+    return active_until_for(item, now=now)
+
+
+def _bind(
+    project: Project, device: Device | None, item: LicenseItem, data, *, now: datetime, offline: bool = False
+) -> Device:
+    until = offline_active_until(item, now=now) if offline else active_until_for(item, now=now)
+    if device is not None and device.offline and not offline and device.item_id == item.pk:
+        until = max(until, device.active_until)  # an offline seat is held to its token's exp
     values = {
         "item": item,
         "client_type": data.client_type,
         "state": Device.ACTIVE,
         "authorized_at": now,
         "last_seen_at": now,
-        "active_until": active_until_for(item, now=now),
+        "active_until": until,
         "ended_at": None,
+        "offline": offline,
     }
     if data.origin:
         values["origin"] = data.origin
@@ -398,7 +487,9 @@ def _bind(project: Project, device: Device | None, item: LicenseItem, data, *, n
     return device
 
 
-def authorized_body(project: Project, device: Device, item: LicenseItem, *, now: datetime) -> dict[str, Any]:
+def authorized_body(
+    project: Project, device: Device, item: LicenseItem, *, now: datetime, offline: bool = False
+) -> dict[str, Any]:
     left = remaining(item, now=now)
     body: dict[str, Any] = {
         "status": "authorized",
@@ -410,7 +501,9 @@ def authorized_body(project: Project, device: Device, item: LicenseItem, *, now:
     if item.option == rules.PER_BARCODE_SCAN:
         body["dedup_interval_ms"] = item.dedup_interval_ms
     body["remaining"] = left
-    body["local_license"] = local_license(project=project, device=device, item=item, remaining=left, now=now)
+    body["local_license"] = local_license(
+        project=project, device=device, item=item, remaining=left, now=now, offline=offline
+    )
     return body
 
 
@@ -464,7 +557,7 @@ def release_device(*, device: Device, now: datetime, actor=None) -> bool:
 
 def release(*, data, now: datetime) -> dict[str, Any]:
     """A device gives its seat back: ``{"status": "released"}`` for a known device, every time."""
-    project = project_for_key(data.license_key)
+    project = project_for_request(data, endpoint=Decision.RELEASE, now=now)
     device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
     if device is None:
         raise never_authorized(project=project, endpoint=Decision.RELEASE, device_uuid=data.device_uuid, now=now)

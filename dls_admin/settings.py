@@ -75,6 +75,7 @@ if DEV_TOOLS:
 
 MIDDLEWARE = [
     "dls_admin.logging.RequestIdMiddleware",
+    "api.cors.DeviceApiMiddleware",  # CORS, no cookies, JSON 404/405 under /api/ (SPEC 6)
     "dls_admin.security.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .audit import record_audit
 from .issuing import STATUS_ACTIONS, add_quota, import_license, renew_license, reorder_items, set_license_status
+from .keys import rotate_key
 from .license_file import LicenseFileError, parse_item, parse_license_file
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "record_audit",
     "renew_license",
     "reorder_items",
+    "rotate_key",
     "set_license_status",
 ]

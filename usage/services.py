@@ -28,7 +28,7 @@ from devices.services import (
     lock_item,
     never_authorized,
     overuse_counts,
-    project_for_key,
+    project_for_request,
     quota_verdict,
     record_decision,
     remaining,
@@ -58,7 +58,7 @@ def record_usage(*, data, now: datetime) -> dict[str, Any]:
     problem = slot_start_problem(data.slot_start, now=now)
     if problem:
         raise Refusal(1, f"slot_start {problem}", fields={"slot_start": problem})
-    project = project_for_key(data.license_key)
+    project = project_for_request(data, endpoint=Decision.USAGE, now=now)  # 101, then 102
     device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
     if device is None or device.item_id is None:
         raise never_authorized(project=project, endpoint=Decision.USAGE, device_uuid=data.device_uuid, now=now)

@@ -32,6 +32,7 @@ from devices.outcomes import (
 from licenses import rules
 from licenses.clock import SLOT, rfc3339, slot_start_of
 from licenses.domains import domain_matches, normalize_origin
+from licenses.events import emit
 from licenses.keys import previous_key_valid
 from licenses.models import License, LicenseItem, Project
 
@@ -551,8 +552,32 @@ def release_device(*, device: Device, now: datetime, actor=None) -> bool:
                 after={"state": locked.state},
                 organization=locked.project.organization,
             )
+        if was != Device.RELEASED:
+            _emit_released(locked, actor, now=now)
         device.state, device.ended_at = locked.state, locked.ended_at
         return was == Device.ACTIVE
+
+
+def _emit_released(device: Device, actor, *, now: datetime) -> None:
+    """``device.released`` (SPEC 14), by the device, an owner, staff or an admin API token."""
+    if actor is None:
+        by = "device"
+    elif isinstance(actor, str) and actor.startswith("token:"):
+        by = "token"
+    else:
+        by = "staff" if getattr(actor, "is_staff", False) else "owner"
+    emit(
+        "device.released",
+        {
+            "organization": device.project.organization_id,
+            "project": {"id": str(device.project_id), "name": device.project.name},
+            "item": None if device.item_id is None else str(device.item_id),
+            "device_uuid": device.device_uuid,
+            "by": by,
+        },
+        organization=device.project.organization_id,
+        now=now,
+    )
 
 
 def release(*, data, now: datetime) -> dict[str, Any]:

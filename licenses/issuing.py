@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from . import selectors
 from .audit import record_audit
+from .events import STATUS_EVENTS, emit, license_data
 from .license_file import LicenseFile, LicenseFileError, parse_item, parse_license_file
 from .models import License, LicenseItem, Organization, Project
 
@@ -114,6 +115,7 @@ def import_license(data: dict | str | bytes, *, actor=None, now: datetime) -> di
                 **_term(license),
             },
         )
+        emit("license.created", license_data(license), organization=organization, now=now)  # SPEC 14
     return result
 
 
@@ -176,6 +178,7 @@ def renew_license(
             before=selectors.snapshot(old),
             after={**selectors.snapshot(new), "items": [selectors.item_contract(i) for i in new.items.all()]},
         )
+        emit("license.created", license_data(new), organization=new.organization_id, now=now)  # SPEC 14
     return new
 
 
@@ -224,6 +227,7 @@ def set_license_status(*, license: License, status: str, actor, now: datetime) -
         record_audit(
             actor=actor, action=STATUS_ACTIONS[status], obj=locked, before=before, after=selectors.snapshot(locked)
         )
+        emit(STATUS_EVENTS[status], license_data(locked), organization=locked.organization_id, now=now)  # SPEC 14
     license.status = status
     return locked
 

@@ -60,13 +60,14 @@ def test_it_creates_exactly_what_the_file_says(now):
     import_license(spec_example(), now=now)
     after = row_counts()
     changed = {label: after[label] - before[label] for label in after if after[label] != before[label]}
-    # One organization, project and license, seven items, and the audit of the import.
+    # One organization, project and license, seven items, the audit of the import and its event.
     assert changed == {
         "licenses.Organization": 1,
         "licenses.Project": 1,
         "licenses.License": 1,
         "licenses.LicenseItem": 7,
         "licenses.AuditLog": 2,  # organization.create and license.import
+        "licenses.OutboxEvent": 1,  # license.created (SPEC 14)
     }
     license = License.objects.get()
     assert license.organization.name == "Acme Corp"

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 
 from devices.models import OVERUSE_SPENT, Device, QuotaCounter
 from licenses import rules
+from licenses.events import emit, license_data
 from licenses.models import AlertRecipient, License, LicenseItem, Membership, Organization
 from usage.models import AlertSent, ReminderSent
 from usage.sql import claim as _claim
@@ -153,6 +154,7 @@ def send_usage_alerts(*, now: datetime) -> dict:
                     continue  # another copy of this run got there first
                 lines = _alert_lines(candidates, claimed)
                 alerts += len(claimed)
+                _emit_crossings(org_id, candidates, claimed, now=now)
                 to = recipients_of(org_id)
                 if not to:
                     unsent += 1
@@ -166,6 +168,31 @@ def send_usage_alerts(*, now: datetime) -> dict:
             failed += 1
             logger.exception("usage alert for organization %s failed", org_id)
     return {"job": "send_usage_alerts", "emails": emails, "alerts": alerts, "no_recipient": unsent, "failed": failed}
+
+
+# usage.threshold_crossed's metric (SPEC 14) for each alert kind.
+EVENT_METRICS = {"overuse": "overuse_budget"}
+
+
+def _emit_crossings(org_id: str, candidates: list[tuple], claimed: set[tuple], *, now: datetime) -> None:
+    """One ``usage.threshold_crossed`` event per threshold this run claimed: the same crossings
+    the email reports, in its transaction."""
+    items = LicenseItem.objects.select_related("project").in_bulk({c[0] for c in candidates})
+    for item_id, kind, threshold, used, lim in candidates:
+        if (item_id, kind, threshold) not in claimed:
+            continue
+        item = items[item_id]
+        metric = "servers" if kind == "seats" and item.option == rules.PER_SERVER else EVENT_METRICS.get(kind, kind)
+        data = {
+            "organization": org_id,
+            "project": {"id": str(item.project_id), "name": item.project.name},
+            "item": str(item_id),
+            "metric": metric,
+            "threshold": threshold,
+            "used": used,
+            "quantity": lim,
+        }
+        emit("usage.threshold_crossed", data, organization=org_id, now=now)
 
 
 def _alert_lines(candidates: list[tuple], claimed: set[tuple]) -> list[dict]:
@@ -230,6 +257,13 @@ def send_renewal_reminders(*, now: datetime) -> dict:
                         [(lic.pk, days, now)],
                     ):
                         continue
+                    expires_on = lic.expires_at.astimezone(UTC).date()
+                    emit(  # SPEC 14, with the email's claim
+                        "license.expiring",
+                        {**license_data(lic), "days_left": (expires_on - today.date()).days},
+                        organization=lic.organization_id,
+                        now=now,
+                    )
                     to = recipients_of(lic.organization_id)
                     if not to:
                         unsent += 1

@@ -3,7 +3,7 @@ exports, and the staff dashboard."""
 
 from django.urls import path
 
-from .views import devices, projects, statistics
+from .views import devices, projects, refusals, statistics, team
 
 app_name = "portal"
 urlpatterns = [
@@ -14,6 +14,9 @@ urlpatterns = [
     path("projects/<int:pk>/statistics/", statistics.statistics, name="statistics"),
     path("projects/<int:pk>/concurrency/", statistics.concurrency, name="concurrency"),
     path("projects/<int:pk>/export/<str:what>.csv", statistics.export_csv, name="export"),
+    path("projects/<int:pk>/refusals/", refusals.refusals, name="refusals"),
+    path("projects/<int:pk>/release-idle/", devices.release_idle_devices, name="release_idle"),
+    path("projects/<int:pk>/release-idle/undo/", devices.release_idle_undo, name="release_idle_undo"),
     path("devices/<int:pk>/", devices.device_detail, name="device"),
     path("devices/<int:pk>/release/", devices.device_release, name="device_release"),
     path("organizations/<str:org_id>/alerts/", projects.alert_recipients, name="alert_recipients"),
@@ -22,5 +25,11 @@ urlpatterns = [
         projects.alert_recipient_delete,
         name="alert_recipient_delete",
     ),
+    path("organizations/<str:org_id>/", projects.organization_home, name="organization"),
+    path("organizations/<str:org_id>/team/", team.team, name="team"),
+    path("organizations/<str:org_id>/team/<int:pk>/role/", team.member_role, name="member_role"),
+    path("organizations/<str:org_id>/team/<int:pk>/remove/", team.member_remove, name="member_remove"),
+    path("organizations/<str:org_id>/invitations/<int:pk>/cancel/", team.invitation_cancel, name="invitation_cancel"),
+    path("invitations/<str:token>/", team.invitation_accept, name="invitation_accept"),
     path("staff/", projects.staff_dashboard, name="staff_dashboard"),
 ]

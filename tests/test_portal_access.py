@@ -11,7 +11,8 @@ import time_machine
 from django.urls import reverse
 
 from devices.models import Device
-from licenses.models import AlertRecipient, LicenseItem
+from licenses.members import invite_member
+from licenses.models import AlertRecipient, Invitation, LicenseItem, Membership
 from tests import factories
 from tests.factories import MODEL_BACKEND, world
 
@@ -38,6 +39,20 @@ def read_urls(w) -> list[str]:
         reverse("portal:export", args=[p, "usage"]),
         reverse("portal:export", args=[p, "concurrency"]),
         reverse("portal:export", args=[p, "devices"]),
+        reverse("portal:organization", args=[w.org.pk]),
+        reverse("portal:refusals", args=[p]),
+        reverse("portal:refusals", args=[p]) + "?days=30&rule=seats_exhausted",
+        reverse("portal:team", args=[w.org.pk]),
+    ]
+
+
+def owner_pages(w) -> list[str]:
+    """Pages that lead to a change (confirmations): owners only; viewers and staff 403."""
+    viewer = Membership.objects.get(user=w.viewer, organization=w.org)
+    return [
+        reverse("portal:device_release", args=[w.device.pk]),
+        reverse("portal:release_idle", args=[w.project.pk]) + "?days=1",
+        reverse("portal:member_remove", args=[w.org.pk, viewer.pk]),
     ]
 
 
@@ -45,11 +60,21 @@ def change_requests(w) -> list[tuple[str, dict]]:
     """Every POST that changes something, with a valid body."""
     recipient = AlertRecipient.objects.create(organization=w.org, email="ops@acme.example")
     ids = [str(i.pk) for i in w.project.items_in_order()]
+    viewer = Membership.objects.get(user=w.viewer, organization=w.org)
+    invitation, _ = invite_member(
+        organization=w.org, email="later@acme.example", role="viewer", actor=w.owner, now=w.now
+    )
     return [
         (reverse("portal:project_reorder", args=[w.project.pk]), {"item_ids": list(reversed(ids))}),
-        (reverse("portal:device_release", args=[w.device.pk]), {}),
+        (reverse("portal:device_release", args=[w.device.pk]), {"confirm": "yes"}),
         (reverse("portal:alert_recipients", args=[w.org.pk]), {"email": "new@acme.example"}),
         (reverse("portal:alert_recipient_delete", args=[w.org.pk, recipient.pk]), {}),
+        (reverse("portal:team", args=[w.org.pk]), {"email": "new-member@acme.example", "role": "viewer"}),
+        (reverse("portal:member_role", args=[w.org.pk, viewer.pk]), {"role": "owner"}),
+        (reverse("portal:invitation_cancel", args=[w.org.pk, invitation.pk]), {}),
+        (reverse("portal:release_idle", args=[w.project.pk]), {"days": "1", "confirm": "yes"}),
+        (reverse("portal:release_idle_undo", args=[w.project.pk]), {"batch": "1"}),
+        (reverse("portal:member_remove", args=[w.org.pk, viewer.pk]), {"confirm": "yes"}),
     ]
 
 
@@ -58,6 +83,8 @@ def snapshot(w):
         list(LicenseItem.objects.order_by("pk").values_list("pk", "position")),
         list(Device.objects.order_by("pk").values_list("pk", "state")),
         sorted(AlertRecipient.objects.values_list("email", flat=True)),
+        sorted(Membership.objects.values_list("user_id", "organization_id", "role")),
+        sorted(Invitation.objects.values_list("email", "cancelled_at")),
     )
 
 
@@ -70,12 +97,20 @@ def test_it_shows_every_page_to_owner_viewer_and_staff(client, w):
 
 def test_it_answers_404_to_an_outsider_on_every_page(client, w):
     client.force_login(w.outsider, backend=MODEL_BACKEND)
-    for url in read_urls(w):
+    for url in read_urls(w) + owner_pages(w):
         assert client.get(url).status_code == 404, url
 
 
+def test_it_shows_confirmations_to_owners_only(client, w):
+    for user, status in ((w.owner, 200), (w.viewer, 403), (w.staff, 403)):
+        client.force_login(user, backend=MODEL_BACKEND)
+        for url in owner_pages(w):
+            assert client.get(url).status_code == status, (user.username, url)
+    assert Device.objects.get(pk=w.device.pk).state == Device.ACTIVE  # a GET changes nothing
+
+
 def test_it_sends_anonymous_users_to_the_login_page(client, w):
-    urls = [*read_urls(w), reverse("portal:home"), reverse("portal:staff_dashboard")]
+    urls = [*read_urls(w), *owner_pages(w), reverse("portal:home"), reverse("portal:staff_dashboard")]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 302, url
@@ -119,6 +154,8 @@ def test_it_lets_an_owner_make_every_change(client, w):
         assert client.post(url, body).status_code == 302, url
     w.device.refresh_from_db()
     assert w.device.state == Device.RELEASED
+    assert not Membership.objects.filter(user=w.viewer, organization=w.org).exists()
+    assert Invitation.objects.filter(email="new-member@acme.example", cancelled_at=None).exists()
     assert sorted(AlertRecipient.objects.filter(organization=w.org).values_list("email", flat=True)) == [
         "new@acme.example"
     ]
@@ -132,10 +169,13 @@ def test_it_hides_change_controls_from_a_viewer(client, w):
     assert b"Release the seat" not in client.get(reverse("portal:devices", args=[w.project.pk])).content
     page = client.get(reverse("portal:alert_recipients", args=[w.org.pk])).content
     assert b"Add a recipient" not in page
+    page = client.get(reverse("portal:team", args=[w.org.pk])).content
+    assert b"Invite a member" not in page and b"Remove" not in page
     client.force_login(w.owner, backend=MODEL_BACKEND)
     assert b"Move item" in client.get(reverse("portal:project", args=[w.project.pk])).content
     assert b"Release the seat" in client.get(reverse("portal:devices", args=[w.project.pk])).content
     assert b"Add a recipient" in client.get(reverse("portal:alert_recipients", args=[w.org.pk])).content
+    assert b"Invite a member" in client.get(reverse("portal:team", args=[w.org.pk])).content
 
 
 def test_it_lists_only_the_users_own_organizations_on_the_home_page(client, w):
@@ -159,7 +199,21 @@ def test_it_refuses_the_staff_dashboard_to_customers(client, w):
 
 def test_it_does_not_let_an_owner_release_another_organizations_device_or_reorder_with_foreign_items(client, w):
     client.force_login(w.owner, backend=MODEL_BACKEND)
-    assert client.post(reverse("portal:device_release", args=[w.other_device.pk])).status_code == 404
+    assert (
+        client.post(reverse("portal:device_release", args=[w.other_device.pk]), {"confirm": "yes"}).status_code == 404
+    )
+    other_owner = Membership.objects.get(user=w.outsider)
+    assert (
+        client.post(reverse("portal:member_remove", args=[w.org.pk, other_owner.pk]), {"confirm": "yes"}).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            reverse("portal:member_remove", args=[w.other_org.pk, other_owner.pk]), {"confirm": "yes"}
+        ).status_code
+        == 404
+    )
+    assert Membership.objects.filter(pk=other_owner.pk).exists()
     foreign = LicenseItem.objects.filter(project=w.other_project).values_list("pk", flat=True)
     ids = [str(i.pk) for i in w.project.items_in_order()][:-1] + [str(foreign[0])]
     response = client.post(reverse("portal:project_reorder", args=[w.project.pk]), {"item_ids": ids})

@@ -150,14 +150,19 @@ def test_it_searches_filters_and_paginates_devices(client, w):
 
 def test_it_releases_a_seat_for_an_owner(client, w):
     client.force_login(w.owner, backend=MODEL_BACKEND)
-    response = client.post(
-        reverse("portal:device_release", args=[w.device.pk]), {"next": reverse("portal:devices", args=[w.project.pk])}
-    )
+    url = reverse("portal:device_release", args=[w.device.pk])
+    # First the confirmation, which says what it will do and changes nothing.
+    page = text(client.get(url))
+    assert "This frees the seat that" in page and "Front desk 0</strong> holds on item" in page
+    assert client.post(url, {"next": "/"}).status_code == 200  # no confirm: asks again
+    w.device.refresh_from_db()
+    assert w.device.state == Device.ACTIVE
+    response = client.post(url, {"confirm": "yes", "next": reverse("portal:devices", args=[w.project.pk])})
     assert response.status_code == 302 and response["Location"] == reverse("portal:devices", args=[w.project.pk])
     w.device.refresh_from_db()
     assert w.device.state == Device.RELEASED
     # Idempotent, and an outside "next" is not followed.
-    response = client.post(reverse("portal:device_release", args=[w.device.pk]), {"next": "https://evil.example/"})
+    response = client.post(url, {"confirm": "yes", "next": "https://evil.example/"})
     assert response["Location"] == reverse("portal:devices", args=[w.project.pk])
 
 
@@ -170,8 +175,10 @@ def test_it_shows_a_devices_own_history(client, w):
     client.force_login(w.viewer, backend=MODEL_BACKEND)
     page = text(client.get(reverse("portal:device", args=[w.device.pk])))
     assert "Front desk 0" in page and w.device.device_uuid in page
-    assert "refused 4" in page and "seat_lost" in page and "re-authorize" in page
-    assert "active=0" in page  # the counts at that moment
+    assert "refused 4" in page and "seat_lost" in page
+    assert "reported usage after its seat had ended" in page  # the decision in words
+    assert "Why was this device refused?" in page
+    assert "0 of 10 seats in use" in page  # the counts at that moment
     assert "someone_else" not in page
     assert "barcode_scans 5" in page  # the latest usage report
 

@@ -14,13 +14,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devices.models import Decision, Device
+from devices.models import Decision, Device, holding_seat_q
 from portal.access import can_change, check_access, get_project_for
+from portal.bulk import MAX_BULK, UNDO_WINDOW, holds_seat, idle_devices, release_idle, undo_release
+from portal.explain import explain
+from portal.refusals import SEAT_RULES, idle_hints
 from usage.models import UsageReport
 
 PAGE_SIZE = 50
+TIMELINE = 20  # refusals on a device's "why was it refused?" timeline
 
 
 class DeviceFilterForm(forms.Form):
@@ -41,9 +45,9 @@ def _state_q(state: str, now) -> Q:
     """A device holds its seat while active and now < active_until (SPEC section 4), whether or not
     the expiry job has marked it yet; the portal shows it as the customer would count it."""
     if state == "active":
-        return Q(state=Device.ACTIVE, active_until__gt=now)
+        return holding_seat_q(now)
     if state == "expired":
-        return Q(state=Device.EXPIRED) | Q(state=Device.ACTIVE, active_until__lte=now)
+        return Q(state=Device.EXPIRED) | (Q(state=Device.ACTIVE) & ~holding_seat_q(now))
     return Q(state=Device.RELEASED)
 
 
@@ -86,6 +90,7 @@ def device_list(request: HttpRequest, pk: int) -> HttpResponse:
     page = Paginator(devices, PAGE_SIZE).get_page(request.GET.get("page"))
     for device in page:
         device.effective_state = effective_state(device, now)
+        device.holds_seat = holds_seat(device, now)
     totals = Device.objects.filter(project=project).aggregate(
         all=Count("id"),
         active=Count("id", filter=_state_q("active", now)),
@@ -118,6 +123,16 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-created_at", "-id")
     )
     page = Paginator(decisions, PAGE_SIZE).get_page(request.GET.get("page"))
+    refused = list(
+        Decision.objects.filter(project_id=device.project_id, device_uuid=device.device_uuid, allowed=False)
+        .select_related("item")
+        .order_by("-created_at", "-id")[:TIMELINE]
+    )
+    hints = idle_hints([device.item], now=now) if device.item else {}
+    for d in refused:
+        d.explanation = explain(d, hint=hints.get(d.item_id, "") if d.rule in SEAT_RULES else "")
+    for d in page:
+        d.explanation = explain(d)
     reports = list(
         UsageReport.objects.filter(device=device).select_related("item").order_by("-received_at", "-id")[:PAGE_SIZE]
     )
@@ -127,27 +142,128 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "state": effective_state(device, now),
         "page": page,
         "reports": reports,
+        "refused": refused,
+        "timeline_limit": TIMELINE,
+        "holds_seat": holds_seat(device, now),
         "can_change": can_change(request, device.project.organization_id),
         "now": now,
     }
     return render(request, "portal/device_detail.html", context)
 
 
-@require_POST
+def _safe_next(request: HttpRequest, target: str, default: str) -> str:
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+@require_http_methods(["GET", "POST"])
 @login_required
 def device_release(request: HttpRequest, pk: int) -> HttpResponse:
-    """Free the device's seat (owners only); idempotent, like the API's release."""
+    """GET: what releasing will do, and the button; POST with confirm=yes: free the device's seat
+    (owners only; idempotent, like the API's release)."""
     device = _get_device_for(request, pk, change=True)
     from devices.services import release_device
 
+    now = timezone.now()
     label = device.device_name or device.device_uuid
-    if release_device(device=device, now=timezone.now(), actor=request.user):
-        messages.success(request, f"Released {label}: its seat is free.")
+    back = _safe_next(
+        request,
+        request.POST.get("next") or request.GET.get("next", ""),
+        reverse("portal:devices", args=[device.project_id]),
+    )
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        if release_device(device=device, now=now, actor=request.user):
+            messages.success(request, f"Released {label}: its seat is free.")
+        else:
+            messages.info(request, f"{label} was not holding a seat.")
+        return redirect(back)
+    context = {"device": device, "project": device.project, "holds_seat": holds_seat(device, now), "next": back}
+    return render(request, "portal/device_release.html", context)
+
+
+class IdleForm(forms.Form):
+    days = forms.IntegerField(label="Idle for more than (days)", min_value=1, max_value=3650, initial=30)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def release_idle_devices(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owners pick "idle more than N days", see the devices and the seats it frees, confirm;
+    the release can be undone for 10 minutes (portal.bulk)."""
+    project = get_project_for(request, pk, change=True)
+    now = timezone.now()
+    form = IdleForm(request.POST or request.GET or None)
+    days = form.cleaned_data["days"] if form.is_valid() else 30
+    if request.method == "POST" and form.is_valid() and request.POST.get("confirm") == "yes":
+        released = release_idle(project, idle_days=days, actor=request.user, now=now)
+        batches = request.session.get("release_batches", {})
+        key = str(int(now.timestamp() * 1000))
+        batches = {k: v for k, v in batches.items() if int(k) / 1000 > now.timestamp() - UNDO_WINDOW.total_seconds()}
+        batches[key] = {"project": project.pk, "devices": released, "at": now.isoformat()}
+        request.session["release_batches"] = batches
+        messages.success(
+            request, f"Released {len(released)} idle device{'s' if len(released) != 1 else ''}: their seats are free."
+        )
+        return redirect(reverse("portal:release_idle", args=[project.pk]) + f"?days={days}&batch={key}")
+    devices = idle_devices(project, idle_days=days, now=now)
+    listed = list(devices[:PAGE_SIZE])
+    per_item = list(
+        devices.values("item_id", "item__option", "item__quantity").annotate(n=Count("id")).order_by("item_id")
+    )
+    total = sum(r["n"] for r in per_item)
+    batch = None
+    key = request.GET.get("batch", "")
+    stored = request.session.get("release_batches", {}).get(key)
+    if stored and stored["project"] == project.pk:
+        from datetime import datetime
+
+        at = datetime.fromisoformat(stored["at"])
+        if now - at <= UNDO_WINDOW:
+            batch = {"key": key, "count": len(stored["devices"]), "until": at + UNDO_WINDOW}
+    context = {
+        "project": project,
+        "form": form,
+        "days": days,
+        "devices": listed,
+        "per_item": per_item,
+        "total": total,
+        "shown": len(listed),
+        "max_bulk": MAX_BULK,
+        "batch": batch,
+        "now": now,
+    }
+    return render(request, "portal/release_idle.html", context)
+
+
+@require_POST
+@login_required
+def release_idle_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for(request, pk, change=True)
+    now = timezone.now()
+    key = request.POST.get("batch", "")
+    batches = request.session.get("release_batches", {})
+    stored = batches.get(key)
+    if not stored or stored["project"] != project.pk:
+        messages.error(request, "Nothing to undo: the release was not made in this session.")
     else:
-        messages.info(request, f"{label} was not holding a seat.")
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = reverse("portal:devices", args=[device.project_id])
-    return redirect(target)
+        from datetime import datetime
+
+        restored, skipped = undo_release(
+            project,
+            device_ids=stored["devices"],
+            released_at=datetime.fromisoformat(stored["at"]),
+            actor=request.user,
+            now=now,
+        )
+        if restored or not skipped:
+            batches.pop(key)
+            request.session["release_batches"] = batches
+        if skipped and not restored and now - datetime.fromisoformat(stored["at"]) > UNDO_WINDOW:
+            messages.error(request, "Too late to undo: a release can be undone for 10 minutes.")
+        else:
+            text = f"Undone: {restored} device{'s' if restored != 1 else ''} hold their seat again."
+            if skipped:
+                text += f" {skipped} could not (its seat was taken since, or it ran out)."
+            messages.success(request, text)
+    return redirect("portal:devices", pk=project.pk)

@@ -20,10 +20,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
+from devices.models import OVERUSE_SPENT, Decision, QuotaCounter, holding_seat_q
 from licenses import rules
 from licenses.models import AlertRecipient, AuditLog, License, LicenseItem, Membership, Organization, Project
-from portal.access import can_change, get_organization_for, get_project_for, org_roles
+from portal.access import can_change, get_organization_for, get_project_for, org_roles, role_in
 from portal.summaries import WARN_PERCENT, days_left, license_state, metric_label, summarize_items
 
 
@@ -36,12 +36,30 @@ def home(request: HttpRequest) -> HttpResponse:
         if request.user.is_staff:
             return redirect("portal:staff_dashboard")
         return render(request, "portal/no_organization.html", status=200)
+    return render(request, "portal/home.html", _licenses_context(roles))
+
+
+@require_GET
+@login_required
+def organization_home(request: HttpRequest, org_id: str) -> HttpResponse:
+    """One organization's licenses, as its members see them (staff: read-only, with a banner)."""
+    organization = get_organization_for(request, org_id)
+    context = _licenses_context({organization.pk: role_in(request, organization.pk)})
+    context["organization"] = organization
+    return render(request, "portal/home.html", context)
+
+
+def _licenses_context(roles: dict[str, str]) -> dict:
     now = timezone.now()
     organizations = list(Organization.objects.filter(pk__in=list(roles)))
     licenses = list(
         License.objects.filter(organization_id__in=list(roles))
         .order_by("organization_id", "-expires_at", "license_id")
-        .prefetch_related(Prefetch("items", queryset=LicenseItem.objects.select_related("project")))
+        .select_related("renewal_of")
+        .prefetch_related(
+            Prefetch("items", queryset=LicenseItem.objects.select_related("project")),
+            Prefetch("renewals", queryset=License.objects.order_by("starts_at")),
+        )
     )
     items = [item for lic in licenses for item in lic.items.all()]
     summaries = {s.item.pk: s for s in summarize_items(items, now=now)}
@@ -52,15 +70,25 @@ def home(request: HttpRequest) -> HttpResponse:
     for p in projects:
         by_org[p.organization_id]["projects"].append(p)
     for lic in licenses:
+        state = license_state(lic, now)
         by_org[lic.organization_id]["licenses"].append(
             {
                 "license": lic,
-                "state": license_state(lic, now),
+                "state": state,
                 "days_left": days_left(lic.expires_at, now),
+                "days_to_start": days_left(lic.starts_at, now) + 1 if state == "not_started" else None,
+                # A renewal that has not started yet is not a problem: it takes over on its day.
+                "pending_renewal": state == "not_started" and lic.renewal_of_id is not None,
+                "renewed_by": [r for r in lic.renewals.all() if r.status == License.ACTIVE],
                 "summaries": [summaries[i.pk] for i in lic.items.all()],
             }
         )
-    return render(request, "portal/home.html", {"orgs": list(by_org.values()), "now": now})
+    return {"orgs": list(by_org.values()), "now": now}
+
+
+REFUSAL_PANEL_DAYS = 7
+STAFF_ORGANIZATIONS = 200
+REFUSAL_PANEL_GROUPS = 5
 
 
 def _reorder_choices(ids: list[str]) -> list[dict]:
@@ -94,12 +122,21 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
         }
         for n, (s, m) in enumerate(zip(summaries, moves, strict=True))
     ]
+    from portal.refusals import refusal_groups
+    from portal.snippets import project_snippets
+
     context = {
         "project": project,
         "rows": rows,
         "can_change": can_change(request, project.organization_id),
         "now": now,
         "has_concurrency": any(i.option == rules.PER_CONCURRENT_DEVICE for i in items),
+        "refusal_groups": refusal_groups(
+            project, items, since=now - timedelta(days=REFUSAL_PANEL_DAYS), until=now + timedelta(seconds=1), now=now
+        )[:REFUSAL_PANEL_GROUPS],
+        "refusal_days": REFUSAL_PANEL_DAYS,
+        "snippets": project_snippets(project, items),
+        "focus": request.GET.get("focus", ""),
     }
     return render(request, "portal/project_detail.html", context)
 
@@ -117,7 +154,10 @@ def project_reorder(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponseBadRequest("item_ids must list every item of the project exactly once")
     reorder_items(project=project, item_ids=item_ids, actor=request.user, now=timezone.now())
     messages.success(request, "Consumption order saved.")
-    return redirect(reverse("portal:project", args=[project.pk]) + "#items")
+    # Keep the keyboard where it was: the page focuses the same button of the moved item.
+    moved, direction = request.POST.get("moved", ""), request.POST.get("direction", "")
+    focus = f"?focus=move-{moved}-{direction}" if moved.isdigit() and direction in ("up", "down") else ""
+    return redirect(reverse("portal:project", args=[project.pk]) + focus + (f"#item-{moved}" if focus else "#items"))
 
 
 class AlertRecipientForm(forms.Form):
@@ -225,7 +265,7 @@ def _near_quota(now) -> list[dict]:
             license__starts_at__lte=now,
             license__expires_at__gt=now,
         )
-        .annotate(active=Count("devices", filter=Q(devices__state=Device.ACTIVE, devices__active_until__gt=now)))
+        .annotate(active=Count("devices", filter=holding_seat_q(now, via="devices__")))
         .filter(active__gte=(F("quantity") * WARN_PERCENT + 99) / 100)
         .select_related("license__organization", "project")[:200]
     )
@@ -247,6 +287,8 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     expiring = list(
         License.objects.filter(status=License.ACTIVE, expires_at__gt=now, expires_at__lte=now + timedelta(days=30))
+        # A renewal covers it: not "expiring" any more (its items continue on the same key).
+        .exclude(renewals__status=License.ACTIVE, renewals__expires_at__gt=F("expires_at"))
         .select_related("organization")
         .order_by("expires_at")[:200]
     )
@@ -277,6 +319,7 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         if decisions_url:
             code = f"code__exact={r['code']}" if r["code"] is not None else "code__isnull=True"
             r["admin_url"] = f"{decisions_url}?allowed__exact=0&{code}"
+    customers = list(Organization.objects.order_by("name")[:STAFF_ORGANIZATIONS])
     audit = list(AuditLog.objects.select_related("organization")[:25])
     for entry in audit:
         entry.admin_url = admin_url("admin:licenses_auditlog_change", entry.pk)
@@ -287,6 +330,8 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         "refusals": refusals,
         "refusals_by_code": sorted(by_code.items(), key=lambda kv: -kv[1]),
         "audit": audit,
+        "customers": customers,
+        "customers_limit": STAFF_ORGANIZATIONS,
         "now": now,
         "links": {
             "admin": admin_url("admin:index"),

@@ -18,3 +18,48 @@ document.addEventListener("click", async (event) => {
   }
   if (status) status.textContent = copied ? "Copied." : "Selected: press Ctrl+C to copy.";
 });
+
+// After a reorder the page names the button that was pressed (data-focus): put the keyboard back
+// on it, or on the item's other arrow when it moved to the end of the list.
+document.addEventListener("DOMContentLoaded", () => {
+  const list = document.querySelector("[data-focus]");
+  if (!list) return;
+  const id = list.dataset.focus;
+  const item = id.split("-")[1];
+  const target = document.getElementById(id) ||
+    document.getElementById(`move-${item}-up`) || document.getElementById(`move-${item}-down`);
+  if (target) target.focus();
+});
+
+// UTC / local time toggle: every <time data-utc> holds its UTC instant; the choice is kept in
+// localStorage. CSV downloads are always UTC (SPEC section 9).
+(() => {
+  const pad = (n) => String(n).padStart(2, "0");
+  const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const zone = () => Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
+  function apply(mode) {
+    document.querySelectorAll("time[data-utc]").forEach((el) => {
+      if (!el.dataset.utcText) el.dataset.utcText = el.textContent;
+      el.textContent = mode === "local" ? `${local(new Date(el.dateTime))} ${zone()}` : el.dataset.utcText;
+    });
+    const label = document.getElementById("tz-label");
+    const button = document.getElementById("tz-switch");
+    if (label) label.textContent = mode === "local" ? `local (${zone()})` : "UTC";
+    if (button) {
+      button.textContent = mode === "local" ? "show UTC" : "show local time";
+      button.hidden = false;
+    }
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    let mode = "utc";
+    try { mode = localStorage.getItem("dls-times") || "utc"; } catch (e) { /* storage refused */ }
+    apply(mode);
+    const button = document.getElementById("tz-switch");
+    if (button) button.addEventListener("click", () => {
+      mode = mode === "local" ? "utc" : "local";
+      try { localStorage.setItem("dls-times", mode); } catch (e) { /* storage refused */ }
+      apply(mode);
+    });
+  });
+})();

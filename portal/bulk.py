@@ -1,0 +1,101 @@
+"""Releasing idle devices in bulk, and undoing it within 10 minutes (SPEC section 10: a
+destructive action confirms and says what it will do). Releases go through
+devices.services.release_device, one device at a time, as the portal's single Release does.
+
+An undo gives a device its seat back only if nothing changed since: it is still the release of
+that batch (``ended_at`` is the batch's instant), its ``active_until`` has not passed, and its
+item still has room under its seat ceiling (``LicenseItem.seat_ceiling``, counted with the item
+row locked, as an authorization counts)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from devices.models import Decision, Device
+from devices.outcomes import Verdict
+from devices.seats import take_seat
+from devices.services import record_decision, release_device
+from portal.summaries import SEAT_OPTIONS
+
+UNDO_WINDOW = timedelta(minutes=10)
+MAX_BULK = 1000  # one request releases at most this many; the page says so
+
+
+def holds_seat(device: Device, now: datetime) -> bool:
+    """Whether Release would free a seat: a client-device or server item's device that is active
+    and ``now < active_until`` (SPEC section 4). Scan, page, domain and concurrent devices hold none."""
+    return device.item is not None and device.item.option in SEAT_OPTIONS and device.holds_seat(now)
+
+
+def idle_devices(project, *, idle_days: int, now: datetime):
+    """Devices of the project holding a seat and not seen for more than ``idle_days`` days."""
+    return (
+        Device.objects.holding_seat(now)
+        .filter(
+            project=project,
+            item__option__in=SEAT_OPTIONS,
+            last_seen_at__lt=now - timedelta(days=idle_days),
+        )
+        .select_related("item")
+        .order_by("last_seen_at", "id")
+    )
+
+
+def release_idle(project, *, idle_days: int, actor, now: datetime) -> list[int]:
+    """Release the idle devices; the ids of those whose seat was freed."""
+    released = []
+    for device in list(idle_devices(project, idle_days=idle_days, now=now)[:MAX_BULK]):
+        if release_device(device=device, now=now, actor=actor):
+            released.append(device.pk)
+    return released
+
+
+def undo_release(project, *, device_ids: list[int], released_at: datetime, actor, now: datetime) -> tuple[int, int]:
+    """(restored, not restored) for a batch released at ``released_at``."""
+    from licenses.services import record_audit
+
+    if now - released_at > UNDO_WINDOW:
+        return 0, len(device_ids)
+    devices = list(
+        Device.objects.filter(project=project, pk__in=device_ids).select_related(
+            "item__license", "project__organization"
+        )
+    )
+    restored = 0
+    by_item: dict[int, list[Device]] = {}
+    for d in devices:
+        if d.item_id:
+            by_item.setdefault(d.item_id, []).append(d)
+    for group in by_item.values():
+        item = group[0].item
+        with transaction.atomic():
+            for d in Device.objects.select_for_update().filter(pk__in=[g.pk for g in group]).order_by("-last_seen_at"):
+                if d.state != Device.RELEASED or d.ended_at != released_at or d.active_until <= now:
+                    continue
+                take = take_seat(item, d, now=now)  # the seat ceiling and the seat counter
+                if not take.taken:
+                    continue
+                d.state, d.ended_at = Device.ACTIVE, None
+                d.save(update_fields=["state", "ended_at"])
+                restored += 1
+                counts = {"active": take.others + 1, "quantity": item.quantity, "ceiling": item.seat_ceiling}
+                verdict = Verdict(item, True, "release_undone", f"release undone by {actor}", counts=counts)
+                record_decision(
+                    project=project,
+                    endpoint=Decision.RELEASE,
+                    verdict=verdict,
+                    now=now,
+                    device=d,
+                    device_uuid=d.device_uuid,
+                )
+                record_audit(
+                    actor=actor,
+                    action="device.release_undo",
+                    obj=d,
+                    before={"state": Device.RELEASED},
+                    after={"state": Device.ACTIVE},
+                    organization=project.organization,
+                )
+    return restored, len(device_ids) - restored

@@ -40,6 +40,8 @@ test-sqlite: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(PYTHON) .ci/check_imports.py
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.errors.ErrorPagesMiddleware",  # our 403/404 pages, in the demo (DEBUG) too; 403 without traceback
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

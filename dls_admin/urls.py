@@ -15,3 +15,6 @@ urlpatterns = [
     path("accounts/", include("portal.urls_accounts")),  # login, logout, password reset
     path("", include("portal.urls")),  # the portal and the staff dashboard
 ]
+handler403 = "portal.errors.permission_denied"  # the product's own error pages (SPEC 10)
+handler404 = "portal.errors.page_not_found"
+handler500 = "portal.errors.server_error"

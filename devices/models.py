@@ -9,6 +9,36 @@ from licenses.models import LicenseItem, Project
 from licenses.rules import CLIENT_TYPES
 
 
+def holding_seat_q(now, via: str = "") -> Q:
+    """SPEC section 4: a device holds its seat while it is ``active`` and ``now < active_until``,
+    whether or not the expiry job has run yet. The one home of that rule: the queryset method
+    ``Device.objects.holding_seat(now)`` and the raw-SQL ``holding_seat_sql`` are built from it
+    (``via`` is the path to the device, e.g. ``"devices__"`` from an item)."""
+    return Q(**{f"{via}state": Device.ACTIVE, f"{via}active_until__gt": now})
+
+
+def holding_seat_sql(alias: str) -> str:
+    """``holding_seat_q`` for raw SQL over the devices table aliased ``alias``: one ``%s``
+    parameter, ``now``. ``ran_out_sql`` is its complement among active rows."""
+    return f"({alias}.state = '{Device.ACTIVE}' AND {alias}.active_until > %s)"
+
+
+def ran_out_sql(alias: str) -> str:
+    """Active rows whose ``active_until`` has come (not holding a seat, not yet marked expired
+    by the job): one ``%s`` parameter, ``now``."""
+    return f"({alias}.state = '{Device.ACTIVE}' AND NOT {alias}.active_until > %s)"
+
+
+class DeviceQuerySet(models.QuerySet):
+    def holding_seat(self, now) -> DeviceQuerySet:
+        """Devices holding a seat at ``now`` (``holding_seat_q``)."""
+        return self.filter(holding_seat_q(now))
+
+    def ran_out(self, now) -> DeviceQuerySet:
+        """Devices still ``active`` whose ``active_until`` has come: the expiry job's work."""
+        return self.filter(state=Device.ACTIVE).exclude(active_until__gt=now)
+
+
 class Device(models.Model):
     """One client, identified by ``device_uuid`` within a project, bound to one item at a time.
 
@@ -37,8 +67,13 @@ class Device(models.Model):
     first_used_at = models.DateTimeField(null=True, blank=True)  # first usage report (first_use basis)
     active_until = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)  # when it expired or was released
-    # Registered offline (SPEC section 12): holds its seat to active_until (the token's exp), no contact.
-    offline = models.BooleanField(default=False)
+
+    objects = DeviceQuerySet.as_manager()
+
+    def holds_seat(self, now) -> bool:
+        """``holding_seat_q`` for one loaded device."""
+        return self.state == Device.ACTIVE and self.active_until > now
+
     # Registered offline (SPEC section 12): holds its seat to active_until (the token's exp), no contact.
     offline = models.BooleanField(default=False)
 
@@ -115,3 +150,24 @@ class QuotaCounter(models.Model):
             models.UniqueConstraint(fields=["item", "metric"], name="quota_counter_unique"),
             models.CheckConstraint(condition=Q(used__gte=0), name="quota_counter_non_negative"),
         ]
+
+
+class SeatCounter(models.Model):
+    """The number of devices of an item whose ``state`` is ``active`` (SPEC section 4: seats and
+    servers counted in constant time). It moves in the same transaction as every state or item
+    change of a device, through ``devices.seats`` (``take_seat``, ``free_seat``,
+    ``seat_moved``); ``repair_seat_counts`` recounts it from the devices.
+
+    It counts ``active`` rows, not seats held: a device whose ``active_until`` has come holds no
+    seat but stays counted until the expiry job (or a full item's own clean-up) marks it
+    expired, so the counter is never below the seats held and a check against it never lets a
+    seat overshoot."""
+
+    item = models.OneToOneField(LicenseItem, primary_key=True, on_delete=models.CASCADE, related_name="seat_counter")
+    active = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(active__gte=0), name="seat_counter_non_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.active} active"

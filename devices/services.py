@@ -12,12 +12,14 @@ device before it commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import (
@@ -29,6 +31,7 @@ from devices.outcomes import (
     Refusal,
     Verdict,
 )
+from devices.seats import free_seat, held_seats, take_seat
 from licenses import rules
 from licenses.clock import SLOT, rfc3339, slot_start_of
 from licenses.domains import domain_matches, normalize_origin
@@ -140,8 +143,9 @@ def term_verdict(item: LicenseItem, *, now: datetime) -> Verdict | None:
 
 
 def active_seats(item: LicenseItem, *, now: datetime) -> int:
-    """Devices holding a seat: active and not run out, whether or not the expiry job has run."""
-    return Device.objects.filter(item=item, state=Device.ACTIVE, active_until__gt=now).count()
+    """Devices holding a seat (``Device.objects.holding_seat``), read from the item's seat counter
+    in one statement whatever the number of seats (``devices.seats``)."""
+    return held_seats(item, now=now)
 
 
 def seat_counts(item: LicenseItem, *, now: datetime) -> dict[str, int]:
@@ -171,6 +175,41 @@ def remaining(item: LicenseItem, *, now: datetime, counters: dict[str, int] | No
     if option == rules.PER_SERVER:
         return {"servers": max(0, item.quantity - active_seats(item, now=now))}
     return {}
+
+
+def remaining_after(item: LicenseItem, verdict: Verdict, *, now: datetime) -> dict[str, Any]:
+    """``remaining`` for an allowed authorization, from the counts its verdict already read (the
+    seat it took included), without reading them again."""
+    counts = verdict.counts
+    if item.option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER) and "active" in counts:
+        held = counts["active"] + (1 if verdict.rule.endswith("_taken") else 0)
+        return {"seats" if item.option == rules.PER_CLIENT_DEVICE else "servers": max(0, item.quantity - held)}
+    if item.option == rules.PER_BARCODE_SCAN and "used" in counts:
+        return remaining(item, now=now, counters={"barcode_scans": counts["used"]})
+    if item.option == rules.PER_PAGE and isinstance(counts.get("used"), dict):
+        return remaining(item, now=now, counters={f"pages_{m}": n for m, n in counts["used"].items()})
+    return remaining(item, now=now)
+
+
+_DEVICE_FIELDS = ("id", "state", "item_id", "active_until", "offline", "client_type", "origin")
+
+
+def items_and_device(project: Project, device_uuid: str) -> tuple[list[LicenseItem], Device | None]:
+    """The project's items in consumption order and its device ``device_uuid`` (or None), in one
+    statement: the device's columns ride on each item row as subqueries of the unique
+    (project, device_uuid) index. A project without items reads the device on its own."""
+    mine = Device.objects.filter(project=project, device_uuid=device_uuid)
+    fields = {f"_device_{name}": Subquery(mine.values(name)[:1]) for name in _DEVICE_FIELDS}
+    items = list(project.items_in_order().annotate(**fields))
+    if not items:
+        return items, mine.first()
+    first = items[0]
+    if first._device_id is None:
+        return items, None
+    values = {name: getattr(first, f"_device_{name}") for name in _DEVICE_FIELDS}
+    device = Device(project=project, device_uuid=device_uuid, **values)
+    device._state.adding = False
+    return items, device
 
 
 def active_until_for(item: LicenseItem, *, now: datetime) -> datetime:
@@ -228,22 +267,19 @@ def lock_item(item: LicenseItem) -> None:
 
 
 def seat_verdict(item: LicenseItem, device: Device | None, *, now: datetime, device_uuid: str = "") -> Verdict:
-    """A seat (client device) or a server for ``device`` on ``item``, the item row locked."""
+    """A seat (client device) or a server for ``device`` on ``item``. A device holding one keeps
+    it; another takes one through the item's seat counter (``devices.seats.take_seat``: the
+    counter row is locked until commit, so simultaneous requests never overshoot the ceiling),
+    and the caller binds it in the same transaction."""
     noun = "servers" if item.option == rules.PER_SERVER else "seats"
-    holds = (
-        device is not None and device.item_id == item.pk and device.state == Device.ACTIVE and device.active_until > now
-    )
-    if not holds:
-        lock_item(item)  # before counting: whoever counts next sees this device
+    if device is not None and device.item_id == item.pk and Device.holds_seat(device, now):
+        counts = {"active": held_seats(item, now=now), "quantity": item.quantity, "ceiling": item.seat_ceiling}
+        return Verdict(item, True, f"{noun}_kept", counts=counts)
     # Not counting the requesting device_uuid: when the same new device authorizes twice at once,
     # the other request's seat is its own (the second insert then conflicts and is retried).
-    active = Device.objects.filter(item=item, state=Device.ACTIVE, active_until__gt=now)
-    if device_uuid and not holds:
-        active = active.exclude(device_uuid=device_uuid)
-    counts = {"active": active.count(), "quantity": item.quantity, "ceiling": item.seat_ceiling}
-    if holds:
-        return Verdict(item, True, f"{noun}_kept", counts=counts)
-    if counts["active"] >= counts["ceiling"]:
+    take = take_seat(item, device, now=now, device_uuid=device_uuid)
+    counts = {"active": take.others, "quantity": item.quantity, "ceiling": item.seat_ceiling}
+    if not take.taken:
         grace = counts["ceiling"] - counts["quantity"]
         if noun == "servers":
             message = f"{counts['active']} of {counts['quantity']} servers are active"
@@ -377,17 +413,13 @@ def grant(project: Project, data, *, origin: str | None, now: datetime, offline:
     offline registration (SPEC section 12: per_client_device and per_server items only)."""
     endpoint = Decision.OFFLINE if offline else Decision.AUTHORIZE
     wanted = {"product": data.product, "edition": data.edition, "addon": data.addon, "client_type": data.client_type}
-    matching = [
-        item
-        for item in project.items_in_order()
-        if serves(item, **wanted) and (not offline or item.option in OFFLINE_OPTIONS)
-    ]
+    items, device = items_and_device(project, data.device_uuid)
+    matching = [item for item in items if serves(item, **wanted) and (not offline or item.option in OFFLINE_OPTIONS)]
     if not matching:
         what = " ".join(f"{k} {v}" for k, v in wanted.items() if v)
         kind = "an offline registration for " if offline else ""
         message = f"no item of this project serves {kind}{what}"
         verdict = Verdict(None, False, "no_matching_item", message, code=NO_MATCHING_LICENSE)
-        device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
         record_decision(
             project=project,
             endpoint=endpoint,
@@ -399,24 +431,37 @@ def grant(project: Project, data, *, origin: str | None, now: datetime, offline:
         raise Refusal.of(verdict)
     for attempt in range(3):
         try:
+            if attempt:
+                device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
             with transaction.atomic():
-                answer = _authorize_locked(project, data, matching, origin=origin, now=now, offline=offline)
+                answer = _authorize_locked(
+                    project, data, matching, device=device, origin=origin, now=now, offline=offline
+                )
             if isinstance(answer, Refusal):
                 raise answer  # after the commit: the refusal's decision is kept
-            return answer
+            return answer()  # the body and its local license, built and signed after the commit
         except IntegrityError:
-            # The same new device_uuid authorized twice at once: the loser runs again, finds the
-            # device, and locks it first.
+            # The same new device_uuid authorized twice at once, or the device changed under
+            # this request (``_bind``): the loser runs again on the device as it is now.
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
 def _authorize_locked(
-    project: Project, data, matching: list[LicenseItem], *, origin: str | None, now: datetime, offline: bool = False
-) -> dict[str, Any] | Refusal:
+    project: Project,
+    data,
+    matching: list[LicenseItem],
+    *,
+    device: Device | None,
+    origin: str | None,
+    now: datetime,
+    offline: bool = False,
+) -> Callable[[], dict[str, Any]] | Refusal:
+    """The verdicts and the writes, in one transaction; the answer's body is built by the caller
+    after the commit. ``device`` is as read before the transaction: ``_bind`` writes it only if
+    its state and item are still those (else the authorization is retried)."""
     endpoint = Decision.OFFLINE if offline else Decision.AUTHORIZE
-    device = Device.objects.select_for_update().filter(project=project, device_uuid=data.device_uuid).first()
     candidates = list(matching)
     if device is not None and device.item_id in {i.pk for i in matching}:
         # A device bound to an item that still serves it stays there (and never takes a second seat).
@@ -434,7 +479,8 @@ def _authorize_locked(
                 device=device,
                 device_uuid=data.device_uuid,
             )
-            return authorized_body(project, device, item, now=now, offline=offline)
+            left = remaining_after(item, verdict, now=now)
+            return partial(authorized_body, project, device, item, now=now, offline=offline, left=left)
         verdicts[item.pk] = verdict
     refusal = choose_refusal([verdicts[i.pk] for i in matching])
     record_decision(
@@ -478,20 +524,31 @@ def _bind(
         if getattr(data, name) is not None:
             values[name] = getattr(data, name)
     if device is None:
-        with transaction.atomic():  # a savepoint: a concurrent insert of this uuid raises here
-            return Device.objects.create(
-                project=project, device_uuid=data.device_uuid, first_authorized_at=now, **values
-            )
+        # A concurrent insert of this uuid raises IntegrityError: the whole authorization is
+        # retried (``grant``), its seat counter change rolled back with it.
+        return Device.objects.create(project=project, device_uuid=data.device_uuid, first_authorized_at=now, **values)
+    if device.state == Device.ACTIVE and device.item_id != item.pk:
+        free_seat(device.item_id)  # it leaves an item it was counted on (devices.seats)
+    # Written only if its state and item are still those read: a concurrent authorization,
+    # release or expiry in between makes this request run again (the seat counter stays exact).
+    written = Device.objects.filter(pk=device.pk, state=device.state, item_id=device.item_id).update(**values)
+    if not written:
+        raise IntegrityError("the device changed during its authorization")
     for name, value in values.items():
         setattr(device, name, value)
-    device.save(update_fields=list(values))
     return device
 
 
 def authorized_body(
-    project: Project, device: Device, item: LicenseItem, *, now: datetime, offline: bool = False
+    project: Project,
+    device: Device,
+    item: LicenseItem,
+    *,
+    now: datetime,
+    offline: bool = False,
+    left: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    left = remaining(item, now=now)
+    left = remaining(item, now=now) if left is None else left
     body: dict[str, Any] = {
         "status": "authorized",
         "device_uuid": device.device_uuid,
@@ -525,6 +582,7 @@ def release_device(*, device: Device, now: datetime, actor=None) -> bool:
             locked.state = Device.RELEASED
             if was == Device.ACTIVE:
                 locked.ended_at = now
+                free_seat(locked.item_id)  # the seat counter moves with it (devices.seats)
             locked.save(update_fields=["state", "ended_at"])
         counts = seat_counts(locked.item, now=now) if locked.item and locked.item.quantity is not None else {}
         if was == Device.RELEASED:

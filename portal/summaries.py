@@ -167,7 +167,7 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
     peaks: dict[int, int] = {}
     if seat_ids:
         seats = dict(
-            Device.objects.filter(item_id__in=seat_ids, state=Device.ACTIVE, active_until__gt=now)
+            Device.objects.holding_seat(now).filter(item_id__in=seat_ids)
             .values_list("item_id")
             .annotate(n=Count("id"))
             .values_list("item_id", "n")

@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import Client
 
 from devices.models import Device, QuotaCounter
+from devices.seats import recount
 from tests import factories
 from tests.factories import NOW, SLOT, auth_body, post, usage_body
 from usage.models import SlotDevice, UsageCount, UsageReport
@@ -32,6 +33,13 @@ pytestmark = [
 # SQLite serializes writers with a sleeping busy handler: slow, so fewer repeats there.
 RUNS = int(os.environ.get("RACE_RUNS", "10" if connection.vendor == "postgresql" else "2"))
 THREADS = 50
+
+
+@pytest.fixture(autouse=True)
+def seat_counters_match_the_devices():
+    """After every race: each seat item's counter equals its active devices (devices.seats)."""
+    yield
+    assert recount(fix=False) == []
 
 
 def race(bodies: list[tuple[str, dict]]) -> list[tuple[int, dict]]:

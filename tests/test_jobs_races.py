@@ -9,6 +9,7 @@ from django.core import mail
 from django.db import connection
 
 from devices.models import Device
+from devices.seats import recount
 from licenses.clock import slot_start_of
 from licenses.models import AlertRecipient
 from tests import factories
@@ -18,6 +19,13 @@ from usage.models import AlertSent, ConcurrencyRollup, JobState, ReminderSent, U
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 COPIES = 2
+
+
+@pytest.fixture(autouse=True)
+def seat_counters_match_the_devices():
+    """After every race: each seat item's counter equals its active devices (devices.seats)."""
+    yield
+    assert recount(fix=False) == []
 
 
 def at_once(job, now, copies=COPIES):

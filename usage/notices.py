@@ -17,10 +17,17 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 
-from devices.models import OVERUSE_SPENT, Device, QuotaCounter
+from devices.models import OVERUSE_SPENT, Device, QuotaCounter, holding_seat_sql
 from licenses import rules
 from licenses.events import emit, license_data
-from licenses.models import AlertRecipient, License, LicenseItem, Membership, Organization
+from licenses.models import (
+    AlertRecipient,
+    License,
+    LicenseItem,
+    Membership,
+    Organization,
+    effective_overuse_budget_sql,
+)
 from usage.models import AlertSent, ReminderSent
 from usage.sql import claim as _claim
 from usage.sql import fetchall as _fetchall
@@ -96,10 +103,10 @@ def _alert_candidates_sql() -> str:
             UNION ALL
             SELECT d.item_id, 'seats', COUNT(*), i.quantity
             FROM {device} d JOIN {item} i ON i.id = d.item_id
-            WHERE i.option IN (%s, %s) AND d.state = %s AND d.active_until > %s
+            WHERE i.option IN (%s, %s) AND {holding_seat_sql("d")}
             GROUP BY d.item_id, i.quantity
             UNION ALL
-            SELECT qc.item_id, 'overuse', qc.used, COALESCE(i.overuse_budget, 1000 * i.quantity)
+            SELECT qc.item_id, 'overuse', qc.used, {effective_overuse_budget_sql("i")}
             FROM {counter} qc JOIN {item} i ON i.id = qc.item_id
             WHERE i.option = %s AND qc.metric = %s
         ) u
@@ -126,7 +133,6 @@ def send_usage_alerts(*, now: datetime) -> dict:
             rules.PER_PAGE,
             rules.PER_CLIENT_DEVICE,
             rules.PER_SERVER,
-            Device.ACTIVE,
             now,
             rules.PER_CONCURRENT_DEVICE,
             OVERUSE_SPENT,

@@ -3,6 +3,7 @@ from celery.schedules import crontab
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from api import tasks as api_tasks  # noqa: F401  (registers the webhook tasks)
 from dls_admin.celery import app
 from usage import tasks
 from usage.schedule import beat_schedule
@@ -17,12 +18,16 @@ SPEC = {
     "send_renewal_reminders": ("0", "6", "*"),  # daily
     "purge_old_data": ("30", "3", "*"),  # daily
 }
+WEBHOOKS = {"deliver_webhooks": "api.deliver_webhooks", "purge_idempotency_keys": "api.purge_idempotency_keys"}
 
 
 def test_the_schedule_in_code_covers_every_job_with_crontab_and_expiry():
     schedule = beat_schedule()
-    assert set(schedule) == set(SPEC)
-    for name, entry in schedule.items():
+    assert set(schedule) == set(SPEC) | set(WEBHOOKS)
+    for name, task in WEBHOOKS.items():  # SPEC 14: delivery every 10 s, idempotency keys purged daily
+        assert schedule[name]["task"] == task and task in app.tasks
+    assert schedule["deliver_webhooks"]["schedule"].total_seconds() == 10
+    for name, entry in ((n, schedule[n]) for n in SPEC):
         assert isinstance(entry["schedule"], crontab)
         assert entry["task"] == f"usage.{name}" and entry["task"] in app.tasks
         assert 0 < entry["options"]["expire_seconds"]

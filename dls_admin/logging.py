@@ -129,5 +129,7 @@ def logging_config(*, json_format: bool, level: str = "INFO") -> dict:
             "gunicorn.error": {"handlers": ["console"], "level": level, "propagate": False},
             "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
             "celery": {"handlers": ["console"], "level": level, "propagate": False},
+            # django-axes logs every login at INFO; dls_admin.login_throttle logs what matters.
+            "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         },
     }

@@ -8,6 +8,8 @@ the default policy is strict: ``'self'`` only, plus ``data:`` images (Swagger UI
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.conf import settings
 
 
@@ -54,3 +56,14 @@ class TrustedProxyMiddleware:
                 meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), self.trusted
             )
         return self.get_response(request)
+
+
+def client_address(request) -> str | None:
+    """The client's IP address as the login throttle and the rate limits count it: REMOTE_ADDR
+    (set from X-Forwarded-For by ``TrustedProxyMiddleware`` behind trusted proxies); None when it
+    is not an IP address."""
+    address = (request.META.get("REMOTE_ADDR") or "").strip()
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "csp",
+    "axes",  # login attempts in the database (dls_admin.login_throttle)
     "django_celery_beat",
     "ninja",  # serves the API docs' Swagger UI from our own static files (no CDN, CSP 'self')
     "dls_admin.apps.DlsAdminConfig",  # ops commands, health check, login throttle
@@ -87,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.errors.ErrorPagesMiddleware",  # our 403/404 pages, in the demo (DEBUG) too; 403 without traceback
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # axes' own lockout answer; ours is a form error (never set)
 ]
 
 ROOT_URLCONF = "dls_admin.urls"
@@ -154,16 +156,24 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 # Behind N proxies that append to X-Forwarded-For (e.g. 1 load balancer): the client address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-# Login throttling (dls_admin.login_throttle): failures per username / per address per window.
+# Login throttling (dls_admin.login_throttle, on django-axes): attempts per (username, address)
+# pair and per address per window, counted in the database before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "dls_admin.login_throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Off in the test suite (a counter in the shared cache would leak from one test into the next);
-# tests/test_ops_login_throttle.py turns it on.
+# Off in the test suite (other tests log in freely); tests/test_ops_login_throttle.py turns it on.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=0 if DJANGO_ENV == "test" else 5)
 LOGIN_FAILURE_LIMIT_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_ADDRESS", default=0 if DJANGO_ENV == "test" else 30)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+AXES_HANDLER = "dls_admin.login_throttle.ThrottleHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = "dls_admin.login_throttle.failure_limit"
+AXES_COOLOFF_TIME = "dls_admin.login_throttle.cool_off"
+AXES_USERNAME_CALLABLE = "dls_admin.login_throttle.normalize_username"
+AXES_CLIENT_IP_CALLABLE = "dls_admin.security.client_address"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_VERBOSE = False
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:

@@ -145,7 +145,7 @@ def test_it_runs_the_admin_and_the_portal_under_the_policy(browser, live_server,
         reverse("admin:licenses_license_change", args=[w.scan.license_id]),
         "/admin/devices/device/",
         "/admin/auth/user/add/",
-        reverse("licenses:staff_dashboard"),
+        reverse("portal:staff_dashboard"),
     ]
     for url in admin_urls:
         page.goto(live_server.url + url)
@@ -155,13 +155,13 @@ def test_it_runs_the_admin_and_the_portal_under_the_policy(browser, live_server,
     portal = watched_page(browser)
     login(portal, live_server.url, reverse("login"), w.owner.username)
     portal_urls = [
-        reverse("licenses:home"),
-        reverse("licenses:project", args=[pk]),
-        reverse("devices:list", args=[pk]),
-        reverse("devices:detail", args=[w.device.pk]),
-        reverse("usage:statistics", args=[pk]),
-        reverse("usage:concurrency", args=[pk]),
-        reverse("licenses:alert_recipients", args=[w.org.pk]),
+        reverse("portal:home"),
+        reverse("portal:project", args=[pk]),
+        reverse("portal:devices", args=[pk]),
+        reverse("portal:device", args=[w.device.pk]),
+        reverse("portal:statistics", args=[pk]),
+        reverse("portal:concurrency", args=[pk]),
+        reverse("portal:alert_recipients", args=[w.org.pk]),
     ]
     for url in portal_urls:
         response = portal.goto(live_server.url + url)

@@ -142,12 +142,13 @@ def create_endpoint(
     *, url: str, events: list[str] | None, organization: Organization | None, created_by_name: str, now: datetime
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (shown once). ``events`` None or empty: every type."""
+    events = _clean_events(events)
     problem = url_problem(url)
     if problem:
         raise WebhookError({"url": problem})
     endpoint = WebhookEndpoint.objects.create(
         url=url,
-        events=_clean_events(events),
+        events=events,
         organization=organization,
         created_by_name=created_by_name[:150],
         created_at=now,

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 
-from . import domains, rules
+from . import rules
 
 
 def new_license_key() -> str:
@@ -351,40 +351,9 @@ class LicenseItem(models.Model):
         Every path that creates an item runs this: the admin's forms (through ``clean``), the
         license file (``licenses.license_file``) and ``save``. ``present`` names the option
         fields the caller was given; by default, the ones set to a non-default value."""
-        errors: dict[str, list[str]] = {}
-        try:
-            rules.check_item_fields(
-                self.product,
-                self.option,
-                self.edition,
-                self.addon,
-                present=self.option_fields_present() if present is None else present,
-            )
-        except ValidationError as e:
-            errors.update(e.message_dict)
-        if self.addon and not rules.ADDON_RE.match(self.addon):
-            errors.setdefault("addon", []).append(rules.ADDON_RULE)
-        for name, bounds in rules.FIELD_BOUNDS.items():
-            value = getattr(self, name)
-            problem = None if value is None else rules.range_error(value, bounds)
-            if problem:
-                errors.setdefault(name, []).append(problem)
-        if self.option == rules.PER_PAGE and self.quantities is not None:
-            if not isinstance(self.quantities, dict) or not self.quantities:
-                errors.setdefault("quantities", []).append("quantities must map page modules to page counts")
-            else:
-                for module, n in self.quantities.items():
-                    if module not in rules.PAGE_MODULES:
-                        errors.setdefault("quantities", []).append(
-                            f"unknown page module {module!r}: must be one of {', '.join(rules.PAGE_MODULES)}"
-                        )
-                    elif not isinstance(n, int) or isinstance(n, bool) or rules.range_error(n, rules.PAGES_BOUNDS):
-                        errors.setdefault("quantities", []).append(f"quantities.{module} must be an integer >= 1")
-        if self.option == rules.PER_DOMAIN and self.domain:
+        if self.domain:
             self.domain = self.domain.strip().lower()
-            problem = domains.item_domain_error(self.domain)
-            if problem:
-                errors.setdefault("domain", []).append(problem)
+        errors = rules.item_errors(self, self.option_fields_present() if present is None else present)
         if errors:
             raise ValidationError(errors)
 
@@ -422,44 +391,6 @@ class MultiTenantDomain(models.Model):
         super().save(*args, **kwargs)
 
 
-class AuditLogQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # type: ignore[override]
-        raise PermissionError("the audit log cannot be changed")
-
-    def delete(self):  # type: ignore[override]
-        raise PermissionError("the audit log cannot be changed")
-
-
-class AuditLog(models.Model):
-    """Who did what to which object, when, with the state before and after. Append-only."""
-
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    actor_name = models.CharField(max_length=150, blank=True, default="")
-    action = models.CharField(max_length=64, db_index=True)
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=128)
-    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    objects = AuditLogQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_type} {self.object_id}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise PermissionError("the audit log cannot be changed")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("the audit log cannot be changed")
-
-
 class OutboxEvent(models.Model):
     """A webhook event (SPEC section 14), written by ``licenses.events.emit`` in the same
     transaction as the change it describes; ``api.webhooks`` fans it out to the endpoints that
@@ -482,3 +413,7 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
+
+
+# The audit log's model lives with its writer; imported here so Django registers it.
+from .audit import AuditLog, AuditLogQuerySet  # noqa: E402, F401

@@ -1,8 +1,9 @@
-"""The product catalogue and the applicability table of SPEC section 3, in one place.
+"""The product catalogue, the applicability table of SPEC section 3 and an item's own rules, in
+one place.
 
-Every path that creates an item (import, admin form, services) calls ``check_item_fields``,
-which raises ``django.core.exceptions.ValidationError`` keyed by field with a message that
-names the rule."""
+Every path that creates an item (import, admin form, services, save) runs ``item_errors``
+through ``LicenseItem.validate_rules``; ``check_item_fields`` raises
+``django.core.exceptions.ValidationError`` keyed by field with a message that names the rule."""
 
 from __future__ import annotations
 
@@ -135,3 +136,40 @@ def check_item_fields(
         missing = sorted(OPTION_REQUIRED[option] - present)
         if missing:
             raise ValidationError({missing[0]: f"{missing[0]} is required for option {option}"})
+
+
+def item_errors(item, present: set[str]) -> dict[str, list[str]]:
+    """Every rule an item (a ``LicenseItem``, saved or not) breaks, by field, in the words the
+    admin and the import show: the table above, fields of another option (``present``: the
+    option fields the caller was given), integer ranges, page modules, the licensed domain.
+    ``LicenseItem.validate_rules`` is the entry point; nothing needs the database."""
+    from .domains import item_domain_error
+
+    errors: dict[str, list[str]] = {}
+    try:
+        check_item_fields(item.product, item.option, item.edition, item.addon, present=present)
+    except ValidationError as e:
+        errors.update(e.message_dict)
+    if item.addon and not ADDON_RE.match(item.addon):
+        errors.setdefault("addon", []).append(ADDON_RULE)
+    for name, bounds in FIELD_BOUNDS.items():
+        value = getattr(item, name)
+        problem = None if value is None else range_error(value, bounds)
+        if problem:
+            errors.setdefault(name, []).append(problem)
+    if item.option == PER_PAGE and item.quantities is not None:
+        if not isinstance(item.quantities, dict) or not item.quantities:
+            errors.setdefault("quantities", []).append("quantities must map page modules to page counts")
+        else:
+            for module, n in item.quantities.items():
+                if module not in PAGE_MODULES:
+                    errors.setdefault("quantities", []).append(
+                        f"unknown page module {module!r}: must be one of {', '.join(PAGE_MODULES)}"
+                    )
+                elif not isinstance(n, int) or isinstance(n, bool) or range_error(n, PAGES_BOUNDS):
+                    errors.setdefault("quantities", []).append(f"quantities.{module} must be an integer >= 1")
+    if item.option == PER_DOMAIN and item.domain:
+        problem = item_domain_error(item.domain)
+        if problem:
+            errors.setdefault("domain", []).append(problem)
+    return errors

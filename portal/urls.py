@@ -3,7 +3,7 @@ exports, and the staff dashboard."""
 
 from django.urls import path
 
-from .views import devices, projects, refusals, statistics, team
+from .views import devices, offline, projects, protection, refusals, statistics, team
 
 app_name = "portal"
 urlpatterns = [
@@ -15,6 +15,9 @@ urlpatterns = [
     path("projects/<int:pk>/concurrency/", statistics.concurrency, name="concurrency"),
     path("projects/<int:pk>/export/<str:what>.csv", statistics.export_csv, name="export"),
     path("projects/<int:pk>/refusals/", refusals.refusals, name="refusals"),
+    path("projects/<int:pk>/protection/", protection.protection, name="protection"),
+    path("projects/<int:pk>/rotate-key/", protection.rotate, name="rotate_key"),
+    path("projects/<int:pk>/offline/", offline.offline_register, name="offline_register"),
     path("projects/<int:pk>/release-idle/", devices.release_idle_devices, name="release_idle"),
     path("projects/<int:pk>/release-idle/undo/", devices.release_idle_undo, name="release_idle_undo"),
     path("devices/<int:pk>/", devices.device_detail, name="device"),

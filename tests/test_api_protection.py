@@ -96,8 +96,8 @@ def test_order_password_before_device_and_idempotency(client):
     assert code(post(client, "usage", usage_body(project, "ghost", session_password="s3cret"))) == 4
     authorize(client, project, "d1", session_password="s3cret")
     report(client, project, "d1", report_id="r9", session_password="s3cret", barcode_scans=0)
-    conflict = usage_body(project, "d1", report_id="r9", barcode_scans=0, session_password="wrong")
-    conflict["slot_start"] = factories.iso(factories.SLOT - factories.minutes(3))
+    earlier = factories.SLOT - factories.minutes(3)
+    conflict = usage_body(project, "d1", report_id="r9", slot=earlier, barcode_scans=0, session_password="wrong")
     assert code(post(client, "usage", conflict)) == 102
     conflict["session_password"] = "s3cret"
     assert code(post(client, "usage", conflict)) == 2

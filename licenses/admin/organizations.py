@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from ..models import AlertRecipient, LicenseItem, Membership, MultiTenantDomain, Organization, Project
 from .base import AuditedAdmin
 from .items import amount
+from .protection import PROTECTION_FIELDS, ProtectionAdminMixin
 
 
 class MembershipInline(admin.TabularInline):
@@ -83,14 +84,15 @@ class ProjectItemInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(AuditedAdmin):
+class ProjectAdmin(ProtectionAdminMixin, AuditedAdmin):
     list_display = ["name", "organization", "item_count", "licenses", "created_at"]
     list_filter = ["organization"]
     search_fields = ["name", "organization__id", "organization__name", "license_key"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
-    fields = ["organization", "name", "license_key", "created_at"]
-    readonly_fields = ["license_key", "created_at"]
+    fields = ["organization", "name", "license_key", "previous_key", "created_at", "session_password_state"]
+    fields += PROTECTION_FIELDS
+    readonly_fields = ["license_key", "previous_key", "created_at", "session_password_state"]
     inlines = [ProjectItemInline]
 
     def get_queryset(self, request):

@@ -7,11 +7,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from licenses.cli import KeyOptionMixin
 from licenses.models import Project
 from usage.exports import WHATS, parse_bound, write_csv
 
 
-class Command(BaseCommand):
+class Command(KeyOptionMixin, BaseCommand):  # --license-key -abc works too
     help = "Write a usage, concurrency or devices CSV of one project (by license key) to standard output."
 
     def add_arguments(self, parser):

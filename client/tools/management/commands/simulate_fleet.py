@@ -23,6 +23,7 @@ from client.tools.simulator import (
     profiles_from_items,
     server_view,
 )
+from licenses.cli import KeyOptionMixin
 
 
 def _fraction(text: str) -> float:
@@ -32,7 +33,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-class Command(BaseCommand):
+class Command(KeyOptionMixin, BaseCommand):  # --license-key -abc works too
     help = "Simulate N SDK devices (authorize, scan, report per slot, offline, retries, release) against a server."
 
     def add_arguments(self, parser):

@@ -120,8 +120,14 @@ class AddQuotaForm(forms.Form):
     heartbeat_timeout_s = forms.IntegerField(required=False, min_value=1, help_text="default 600")
     domain = forms.CharField(required=False, max_length=255, help_text="per_domain: example.com or *.example.com")
 
-    def __init__(self, *args, license, **kwargs):
+    def __init__(self, *args, license, option: str | None = None, **kwargs):
+        """``option``, chosen on the step before, fixes the option and leaves only its fields."""
         super().__init__(*args, **kwargs)
+        if option in rules.OPTION_FIELDS:
+            self.fields["option"].initial = option
+            self.fields["option"].disabled = True
+            for name in set().union(*rules.OPTION_FIELDS.values()) - rules.OPTION_FIELDS[option]:
+                del self.fields[name]
         projects = Project.objects.filter(organization_id=license.organization_id).order_by("name")
         self.fields["project"].queryset = projects
         current = license.items.order_by("id").values_list("project_id", flat=True).first()

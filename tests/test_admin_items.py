@@ -245,3 +245,19 @@ def test_it_shows_a_projects_items_in_the_one_consumption_order(db):
     shown = [int(pk) for pk in re.findall(r'href="/admin/licenses/licenseitem/(\d+)/change/"', body)]
     # Placed first, then the one that expires first: the order the device API consumes them in.
     assert shown == [placed.pk, soon.pk, late.pk] == [i.pk for i in project.items_in_order()]
+
+
+@pytest.mark.django_db
+def test_it_asks_for_the_option_before_adding_quota_then_shows_only_its_fields(issued):
+    client, _ = staff_client()
+    url = f"/admin/licenses/license/{issued.pk}/add-quota/"
+    first = client.get(url).content.decode()
+    assert 'name="option" value="per_barcode_scan"' in first and field_names(first) == set()
+    second = client.get(url, {"option": "per_barcode_scan"}).content.decode()
+    assert field_names(second) == {"quantity", "dedup_interval_ms", "quota_grace_percent"}
+    project = Project.objects.get(name="acme-web")
+    data = {"project": project.pk, "product": "dbr", "edition": "", "addon": "", "quantity": "2000"}
+    response = client.post(f"{url}?option=per_barcode_scan", {**data, "option": "per_page"})
+    assert response.status_code == 302
+    added = LicenseItem.objects.get(option="per_barcode_scan")
+    assert (added.quantity, added.project, added.license) == (2000, project, issued)

@@ -18,12 +18,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import issuing
+from .. import issuing, rules
 from ..forms import AddQuotaForm, LicenseFileForm, RenewForm
 from ..license_file import LicenseFileError
 from ..models import License, LicenseItem
 from .base import AuditedAdmin, ReadOnlyMixin
-from .items import ExpiryFilter, amount
+from .items import OPTION_HELP, ExpiryFilter, amount
 
 VERBS = {License.SUSPENDED: "suspend", License.ACTIVE: "resume", License.REVOKED: "revoke"}
 # What each status change does, in the words of the confirmation pages.
@@ -216,7 +216,21 @@ class LicenseAdmin(AuditedAdmin):
 
     def add_quota_view(self, request, object_id):
         license = self._license_or_404(request, object_id)
-        form = AddQuotaForm(request.POST if request.method == "POST" else None, license=license)
+        option = request.GET.get("option")
+        if request.method != "POST" and option not in rules.OPTIONS:
+            # Each option has its own fields: ask which one first, as the item editor does.
+            return TemplateResponse(
+                request,
+                "admin/licenses/licenseitem/choose_option.html",
+                self.staff_context(
+                    request,
+                    f"Add quota to {license.license_id}: choose the option",
+                    choices=[(o, OPTION_HELP[o]) for o in rules.OPTIONS],
+                    keep=[],
+                    license=license,
+                ),
+            )
+        form = AddQuotaForm(request.POST if request.method == "POST" else None, license=license, option=option)
         if request.method == "POST" and form.is_valid():
             try:
                 item = issuing.add_quota(

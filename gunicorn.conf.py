@@ -29,8 +29,9 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 # Recycle workers now and then so a slow leak cannot grow without bound; jitter staggers them.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10000))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 1000))
-# Only these proxies' X-Forwarded-Proto is believed (for wsgi.url_scheme).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Only these proxies' X-Forwarded-Proto is believed (for wsgi.url_scheme): the same proxies as
+# the application's TRUSTED_PROXIES unless set apart.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or os.environ.get("TRUSTED_PROXIES") or "127.0.0.1"
 # Heartbeat files in memory, not on a possibly slow disk (containers).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = "dls-web"

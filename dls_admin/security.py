@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 def parse_csp(text: str) -> dict[str, list[str] | bool]:
@@ -25,43 +26,72 @@ def parse_csp(text: str) -> dict[str, list[str] | bool]:
     return directives
 
 
-def forwarded_client_address(remote_addr: str, forwarded_for: str, trusted_proxies: int) -> str:
-    """The client address when ``trusted_proxies`` proxies we run append to ``X-Forwarded-For``.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-    Each proxy appends the address it received the request from, so the client is the entry
-    ``trusted_proxies`` from the right; entries left of it were written by the client and can be
-    forged. Fewer entries than proxies means the header did not come through them: keep
-    REMOTE_ADDR."""
-    if trusted_proxies <= 0 or not forwarded_for:
+
+def parse_networks(entries: list[str], *, setting: str = "TRUSTED_PROXIES") -> tuple[Network, ...]:
+    """``["10.0.0.0/8", "192.0.2.7", "::1"]`` -> networks (a bare address is a /32 or /128)."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{setting}: {entry!r} is not an IP address or a CIDR network") from None
+    return tuple(networks)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return address.ipv4_mapped or address if isinstance(address, ipaddress.IPv6Address) else address
+
+
+def forwarded_client_address(remote_addr: str, forwarded_for: str, trusted: tuple[Network, ...]) -> str:
+    """The client's address: ``remote_addr`` (the peer of this connection) unless that peer is
+    one of our ``trusted`` proxies; then ``X-Forwarded-For`` is read from the right, each hop a
+    trusted proxy appended, and the first hop that is not a trusted proxy is the client. Entries
+    left of it were written by the client (or a proxy we do not run) and are never believed."""
+    client = _ip(remote_addr)
+    if client is None or not any(client in net for net in trusted):
         return remote_addr
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    if len(hops) < trusted_proxies:
-        return remote_addr
-    return hops[-trusted_proxies]
+    for hop in reversed([h for h in forwarded_for.split(",") if h.strip()]):
+        address = _ip(hop)
+        if address is None:  # garbage where an address should be: stop at the last proxy
+            break
+        client = address
+        if not any(address in net for net in trusted):
+            break
+    return str(client)
 
 
 class TrustedProxyMiddleware:
-    """With ``TRUSTED_PROXY_COUNT`` > 0 (the web processes sit behind that many proxies, e.g. 1
-    for one load balancer), sets ``REMOTE_ADDR`` to the client's address, so the device API's
-    per-address rate limit, the login throttle and the logs see clients, not the proxy."""
+    """With ``TRUSTED_PROXIES`` (the proxies' addresses or networks), sets ``REMOTE_ADDR`` to the
+    client's address for requests that came through them, so the device API's rate limits, the
+    login throttle and the logs count clients, not the proxy; a client that connects directly and
+    sends ``X-Forwarded-For`` is counted under its own address. The peer's own address stays in
+    ``request.META["DLS_PEER_ADDR"]``."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.trusted = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
 
     def __call__(self, request):
-        if self.trusted:
-            meta = request.META
+        trusted = getattr(settings, "TRUSTED_PROXIES", ())
+        meta = request.META
+        meta["DLS_PEER_ADDR"] = meta.get("REMOTE_ADDR", "")
+        if trusted:
+            trusted = parse_networks([str(network) for network in trusted])
             meta["REMOTE_ADDR"] = forwarded_client_address(
-                meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), self.trusted
+                meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR", ""), trusted
             )
         return self.get_response(request)
 
 
 def client_address(request) -> str | None:
-    """The client's IP address as the login throttle and the rate limits count it: REMOTE_ADDR
-    (set from X-Forwarded-For by ``TrustedProxyMiddleware`` behind trusted proxies); None when it
-    is not an IP address."""
+    """The client's IP address as the login throttle counts it (axes' ``AXES_CLIENT_IP_CALLABLE``):
+    REMOTE_ADDR, which ``TrustedProxyMiddleware`` set from X-Forwarded-For for requests through
+    trusted proxies; None when it is not an IP address."""
     address = (request.META.get("REMOTE_ADDR") or "").strip()
     try:
         return str(ipaddress.ip_address(address))

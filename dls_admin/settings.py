@@ -14,7 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from dls_admin.logging import logging_config
-from dls_admin.security import parse_csp
+from dls_admin.security import parse_csp, parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -154,8 +154,14 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
-# Behind N proxies that append to X-Forwarded-For (e.g. 1 load balancer): the client address.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# The reverse proxies / load balancers in front of the web processes (addresses or CIDR
+# networks): X-Forwarded-For is believed only on connections from them (docs/operations.md).
+TRUSTED_PROXIES = parse_networks(env.list("TRUSTED_PROXIES", default=[]))
+if "TRUSTED_PROXY_COUNT" in os.environ:
+    raise ImproperlyConfigured(
+        "TRUSTED_PROXY_COUNT trusted X-Forwarded-For from any peer and is gone: set TRUSTED_PROXIES to the "
+        "proxies' addresses or networks instead, e.g. TRUSTED_PROXIES=10.0.0.5 or 10.0.0.0/24"
+    )
 # Login throttling (dls_admin.login_throttle, on django-axes): attempts per (username, address)
 # pair and per address per window, counted in the database before the password is checked.
 AUTHENTICATION_BACKENDS = [

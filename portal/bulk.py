@@ -4,8 +4,7 @@ devices.services.release_device, one device at a time, as the portal's single Re
 
 An undo gives a device its seat back only if nothing changed since: it is still the release of
 that batch (``ended_at`` is the batch's instant), its ``active_until`` has not passed, and its
-item still has room under its seat ceiling (``LicenseItem.seat_ceiling``, counted with the item
-row locked, as an authorization counts)."""
+item still has room under its seat ceiling (``devices.seats.take_seat``, as an authorization)."""
 
 from __future__ import annotations
 
@@ -53,49 +52,49 @@ def release_idle(project, *, idle_days: int, actor, now: datetime) -> list[int]:
 
 
 def undo_release(project, *, device_ids: list[int], released_at: datetime, actor, now: datetime) -> tuple[int, int]:
-    """(restored, not restored) for a batch released at ``released_at``."""
+    """(restored, not restored) for a batch released at ``released_at``. Each device takes its
+    seat back through devices.seats.take_seat, the same allocation an authorization makes, so
+    the seat ceiling holds whatever else happened since."""
     from licenses.services import record_audit
 
     if now - released_at > UNDO_WINDOW:
         return 0, len(device_ids)
-    devices = list(
-        Device.objects.filter(project=project, pk__in=device_ids).select_related(
-            "item__license", "project__organization"
-        )
-    )
     restored = 0
-    by_item: dict[int, list[Device]] = {}
-    for d in devices:
-        if d.item_id:
-            by_item.setdefault(d.item_id, []).append(d)
-    for group in by_item.values():
-        item = group[0].item
+    for pk in sorted(device_ids):
         with transaction.atomic():
-            for d in Device.objects.select_for_update().filter(pk__in=[g.pk for g in group]).order_by("-last_seen_at"):
-                if d.state != Device.RELEASED or d.ended_at != released_at or d.active_until <= now:
-                    continue
-                take = take_seat(item, d, now=now)  # the seat ceiling and the seat counter
-                if not take.taken:
-                    continue
-                d.state, d.ended_at = Device.ACTIVE, None
-                d.save(update_fields=["state", "ended_at"])
-                restored += 1
-                counts = {"active": take.others + 1, "quantity": item.quantity, "ceiling": item.seat_ceiling}
-                verdict = Verdict(item, True, "release_undone", f"release undone by {actor}", counts=counts)
-                record_decision(
-                    project=project,
-                    endpoint=Decision.RELEASE,
-                    verdict=verdict,
-                    now=now,
-                    device=d,
-                    device_uuid=d.device_uuid,
-                )
-                record_audit(
-                    actor=actor,
-                    action="device.release_undo",
-                    obj=d,
-                    before={"state": Device.RELEASED},
-                    after={"state": Device.ACTIVE},
-                    organization=project.organization,
-                )
+            d = (
+                Device.objects.select_for_update(of=("self",))
+                .select_related("item__license")
+                .filter(project=project, pk=pk)
+                .first()
+            )
+            if d is None or d.item is None or d.state != Device.RELEASED or d.ended_at != released_at:
+                continue  # authorized again, or released by something else since
+            if d.active_until <= now:
+                continue  # its seat would have run out by now anyway
+            take = take_seat(d.item, d, now=now, device_uuid=d.device_uuid)
+            if not take.taken:
+                continue
+            d.state, d.ended_at = Device.ACTIVE, None
+            d.save(update_fields=["state", "ended_at"])
+            restored += 1
+            item = d.item
+            counts = {"active": take.others, "quantity": item.quantity, "ceiling": item.seat_ceiling}
+            verdict = Verdict(item, True, "release_undone", f"release undone by {actor}", counts=counts)
+            record_decision(
+                project=project,
+                endpoint=Decision.RELEASE,
+                verdict=verdict,
+                now=now,
+                device=d,
+                device_uuid=d.device_uuid,
+            )
+            record_audit(
+                actor=actor,
+                action="device.release_undo",
+                obj=d,
+                before={"state": Device.RELEASED},
+                after={"state": Device.ACTIVE},
+                organization=project.organization,
+            )
     return restored, len(device_ids) - restored

@@ -81,3 +81,41 @@ def test_it_refuses_an_unknown_export_or_a_bad_date(client, w):
 def test_it_refuses_the_csv_to_an_outsider(client, w):
     client.force_login(w.outsider, backend=MODEL_BACKEND)
     assert client.get(reverse("portal:export", args=[w.project.pk, "devices"])).status_code == 404
+
+
+def test_it_neutralizes_cells_a_spreadsheet_would_run_as_formulas(client, w):
+    """OWASP CSV injection: a cell starting with =, +, -, @, tab or CR gets a leading quote; the
+    SPEC section 9 header and plain numbers are unchanged, and the value stays readable."""
+    import csv
+    import io
+
+    from tests import factories
+
+    hostile = {
+        '=HYPERLINK("http://evil.example","x")': '\'=HYPERLINK("http://evil.example","x")',
+        "+cmd|' /C calc'!A0": "'+cmd|' /C calc'!A0",
+        "-2+3": "'-2+3",
+        "@SUM(1,1)": "'@SUM(1,1)",
+        "\tTabbed": "'\tTabbed",
+        "Plain name": "Plain name",
+    }
+    for name in hostile:
+        factories.DeviceFactory(item=w.seats, now=w.now, device_name=name)
+    body = download(client, w, "devices").content.decode()
+    rows = list(csv.reader(io.StringIO(body, newline="")))
+    assert rows[0] == [
+        "device_uuid", "item", "client_type", "origin", "device_name",
+        "first_authorized_at", "last_seen_at", "active_until", "state",
+    ]  # fmt: skip
+    names = {r[4] for r in rows[1:]}
+    for written in hostile.values():
+        assert written in names, written
+    assert not any(n.startswith(("=", "+", "-", "@", "\t", "\r")) for n in names)
+    # CR never reaches a name (the device API refuses control characters), but the cell writer
+    # neutralizes it too.
+    from usage.exports import safe_cell
+
+    assert safe_cell("\rReturn") == "'\rReturn" and safe_cell("-12") == "-12" and safe_cell("a=b") == "a=b"
+    # Numbers stay numbers in the usage export.
+    counts = [r[3] for r in csv.reader(io.StringIO(download(client, w, "usage").content.decode()))][1:]
+    assert all(c.isdigit() for c in counts)

@@ -125,11 +125,17 @@ class Project(models.Model):
         return self.items.all().in_consumption_order()
 
 
+def in_term_q(now: datetime, via: str = "") -> Q:
+    """Licenses in their term at ``now`` (``starts_at <= now < expires_at``) as a filter; ``via``
+    is the path to the license, e.g. ``"license__"`` from an item."""
+    return Q(**{f"{via}starts_at__lte": now, f"{via}expires_at__gt": now})
+
+
 def usable_q(now: datetime, via: str = "") -> Q:
-    """The licenses usable at ``now`` (SPEC section 4: ``active`` and ``starts_at <= now <
-    expires_at``) as a filter; ``via`` is the path to the license, e.g. ``"license__"`` from an
-    item or ``"item__license__"`` from a counter."""
-    return Q(**{f"{via}status": License.ACTIVE, f"{via}starts_at__lte": now, f"{via}expires_at__gt": now})
+    """The licenses usable at ``now`` (SPEC section 4: ``active`` and in term) as a filter; ``via``
+    is the path to the license, e.g. ``"license__"`` from an item or ``"item__license__"`` from a
+    counter. ``License.usable_at`` is the same rule on one license."""
+    return Q(**{f"{via}status": License.ACTIVE}) & in_term_q(now, via)
 
 
 class LicenseQuerySet(models.QuerySet):

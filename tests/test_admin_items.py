@@ -206,6 +206,8 @@ def test_it_lists_licenses_with_the_status_a_person_would_say(db):
         assert f'<td class="field-state">{status}</td>' in row, (status, row)
     page = client.get(f"/admin/licenses/license/{made['expired'].pk}/change/").content.decode()
     assert "expired" in page
+    in_term = client.get("/admin/licenses/license/?expiry=in_term").context["cl"].result_list
+    assert {lic.pk for lic in in_term} == {made["active"].pk, made["suspended"].pk}
 
 
 @pytest.mark.django_db

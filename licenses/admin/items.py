@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .. import rules, selectors
 from ..forms import LicenseItemForm
-from ..models import LicenseItem
+from ..models import LicenseItem, in_term_q
 from .base import AuditedAdmin
 
 BASE_FIELDS = ("license", "project", "product", "option", "edition", "addon")
@@ -58,7 +58,7 @@ class ExpiryFilter(admin.SimpleListFilter):
         field = "license__" if queryset.model is LicenseItem else ""
         value = self.value()
         if value == "in_term":
-            return queryset.filter(**{f"{field}starts_at__lte": now, f"{field}expires_at__gt": now})
+            return queryset.filter(in_term_q(now, via=field))
         if value in ("30d", "90d"):
             days = 30 if value == "30d" else 90
             return queryset.filter(

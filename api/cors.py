@@ -4,7 +4,8 @@
 - A CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``) to authorize, usage or
   release answers 204 with the headers the SPEC lists; every answer under /api/v1/ (refusals
   included) carries ``Access-Control-Allow-Origin`` (the request's ``Origin``, or ``*`` without
-  one: no credentials are ever allowed) and ``Vary: Origin``.
+  one: no credentials are ever allowed) and ``Vary: Origin``, and exposes ``Retry-After`` to the
+  page's script (a 429 says when to retry).
 - No cookies are read or set under /api/v1/: the ``Cookie`` header is dropped before the session,
   CSRF and auth middleware see it, and any ``Set-Cookie`` is removed from the answer.
 - A body sent with ``Transfer-Encoding: chunked`` (no ``Content-Length``) is read up to the body
@@ -100,6 +101,7 @@ class DeviceApiMiddleware:
             response = _json_error_page(request, response)
         if device_api:
             response["Access-Control-Allow-Origin"] = request.META.get("HTTP_ORIGIN") or "*"
+            response["Access-Control-Expose-Headers"] = "Retry-After"  # a page's SDK must read it on 429
             patch_vary_headers(response, ["Origin"])
             response.cookies.clear()
         return response

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests import factories
-from tests.factories import auth_body, error_of, post
+from tests.factories import MODEL_BACKEND, auth_body, error_of, post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
@@ -40,6 +40,7 @@ def test_every_answer_carries_the_cors_headers_refusals_included(client):
     shape = post(client, "authorize", b"{", HTTP_ORIGIN=ORIGIN)
     for answer in (ok, refused, shape):
         assert answer["Access-Control-Allow-Origin"] == ORIGIN and "Origin" in answer["Vary"]
+        assert answer["Access-Control-Expose-Headers"] == "Retry-After"
     assert [ok.status_code, refused.status_code, shape.status_code] == [200, 403, 400]
     no_origin = post(client, "authorize", auth_body(item.project))
     assert no_origin["Access-Control-Allow-Origin"] == "*"
@@ -47,7 +48,7 @@ def test_every_answer_carries_the_cors_headers_refusals_included(client):
 
 def test_no_cookies_are_read_or_set(client, django_user_model):
     staff = django_user_model.objects.create_user("staff", password="x", is_staff=True)
-    client.force_login(staff)
+    client.force_login(staff, backend=MODEL_BACKEND)
     item = factories.LicenseItemFactory()
     answer = post(client, "authorize", auth_body(item.project), HTTP_ORIGIN=ORIGIN)
     assert answer.status_code == 200 and not answer.cookies and "Set-Cookie" not in answer

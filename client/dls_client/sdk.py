@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from .tokens import LocalLicenseRefused, LocalLicenseVerifier
+
 SLOT = timedelta(seconds=180)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -204,8 +206,18 @@ class DeviceProfile:
 class Device:
     """One SDK instance: authorization state, dedup memory, and the buffer of unsent reports."""
 
-    def __init__(self, client: ApiClient, license_key: str, device_uuid: str, profile: DeviceProfile, name: str = ""):
+    def __init__(
+        self,
+        client: ApiClient,
+        license_key: str,
+        device_uuid: str,
+        profile: DeviceProfile,
+        name: str = "",
+        verifier: LocalLicenseVerifier | None = None,
+    ):
         self.client = client
+        self.verifier = verifier  # set: every local license is verified (signature, exp, origin)
+        self.local_license: str | None = None
         self.license_key = license_key
         self.device_uuid = device_uuid
         self.profile = profile
@@ -222,7 +234,14 @@ class Device:
             body["device_name"] = self.name
         answer = self.client.post("/api/v1/authorize", body)
         self.authorized = answer.status_code == 200
+        if self.authorized and self.verifier is not None:
+            try:
+                self.verifier.verify(answer.body.get("local_license", ""))
+            except LocalLicenseRefused as exc:
+                self.authorized = False
+                answer.body = {"error": {"code": None, "name": "LOCAL_LICENSE_REFUSED", "message": str(exc)}}
         if self.authorized:
+            self.local_license = answer.body.get("local_license")
             interval = answer.body.get("dedup_interval_ms", 3000)
             if self.dedup is None:
                 self.dedup = Deduplicator(interval)

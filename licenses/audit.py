@@ -14,10 +14,10 @@ from django.db.models import Model
 
 
 class AuditLogQuerySet(models.QuerySet):
-    def update(self, **kwargs):  # type: ignore[override]
+    def update(self, **kwargs):
         raise PermissionError("the audit log cannot be changed")
 
-    def delete(self):  # type: ignore[override]
+    def delete(self):
         raise PermissionError("the audit log cannot be changed")
 
 
@@ -91,7 +91,7 @@ def record_audit(
 
     ``object_id`` names an object that no longer has a primary key (deleted)."""
     if isinstance(obj, Model):
-        object_type = obj._meta.model_name
+        object_type = str(obj._meta.model_name)
         object_id = object_id or object_id_of(obj)
         organization = organization or organization_of(obj)
     else:

@@ -55,7 +55,7 @@ class LicenseItemForm(forms.ModelForm):
             for name in [n for n in errors.error_dict if n != NON_FIELD_ERRORS and n not in self.fields]:
                 moved = [ValidationError(f"{name}: {m}") for e in errors.error_dict.pop(name) for m in e.messages]
                 errors.error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
-        super()._update_errors(errors)
+        super()._update_errors(errors)  # type: ignore[misc]
 
 
 class LicenseFileForm(forms.Form):
@@ -67,7 +67,8 @@ class LicenseFileForm(forms.Form):
     )
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         upload, text = cleaned.get("file"), (cleaned.get("text") or "").strip()
         if upload and text:
             raise forms.ValidationError("Give a file or pasted JSON, not both.")
@@ -129,7 +130,7 @@ class AddQuotaForm(forms.Form):
             for name in set().union(*rules.OPTION_FIELDS.values()) - rules.OPTION_FIELDS[option]:
                 del self.fields[name]
         projects = Project.objects.filter(organization_id=license.organization_id).order_by("name")
-        self.fields["project"].queryset = projects
+        self.fields["project"].queryset = projects  # type: ignore[attr-defined]
         current = license.items.order_by("id").values_list("project_id", flat=True).first()
         if current:
             self.fields["project"].initial = current

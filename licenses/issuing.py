@@ -176,7 +176,7 @@ def renew_license(
             action="license.renew",
             obj=new,
             before=selectors.snapshot(old),
-            after={**selectors.snapshot(new), "items": [selectors.item_contract(i) for i in new.items.all()]},
+            after={**selectors.license_snapshot(new), "items": [selectors.item_contract(i) for i in new.items.all()]},
         )
         emit("license.created", license_data(new), organization=new.organization_id, now=now)  # SPEC 14
     return new

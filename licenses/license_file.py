@@ -10,6 +10,7 @@ rule it breaks; the import command prints ``error: <field>: <rule>``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -201,7 +202,7 @@ def _path(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def _message(error: dict[str, Any], names: list[str]) -> str:
+def _message(error: Mapping[str, Any], names: list[str]) -> str:
     """The contract's words for one pydantic error; ``names`` are the field names of its path."""
     kind, value, ctx = error["type"], error["input"], error.get("ctx") or {}
     name = names[-1] if names else ""

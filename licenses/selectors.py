@@ -57,12 +57,12 @@ def license_snapshot(license: License) -> dict[str, Any]:
         "starts_at": _iso(license.starts_at),
         "expires_at": _iso(license.expires_at),
         "status": license.status,
-        "renewal_of": license.renewal_of.license_id if license.renewal_of_id else None,
+        "renewal_of": license.renewal_of.license_id if license.renewal_of is not None else None,
     }
 
 
 def item_snapshot(item: LicenseItem) -> dict[str, Any]:
-    out = item_contract(item) if item.pk else {"product": item.product, "option": item.option}
+    out: dict[str, Any] = item_contract(item) if item.pk else {"product": item.product, "option": item.option}
     out["license_id"] = item.license.license_id if item.license_id else None
     out["project"] = item.project.name if item.project_id else None
     out["position"] = item.position

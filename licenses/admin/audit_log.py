@@ -20,8 +20,16 @@ class AuditLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["actor_name", "action", "object_id", "organization__id", "organization__name"]
     date_hierarchy = "created_at"
     list_select_related = ["organization"]
-    fields = ["created_at", "actor", "actor_name", "action", "object_type", "object_id", "organization", "changes"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "created_at",
+        "actor",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_id",
+        "organization",
+        "changes",
+    )
 
     @admin.display(description="before / after")
     def changes(self, obj):

@@ -40,8 +40,7 @@ class LicenseItemInline(ReadOnlyMixin, admin.TabularInline):
 
     model = LicenseItem
     extra = 0
-    fields = ["link", "project", "product", "edition", "addon", "option", "amount"]
-    readonly_fields = fields
+    fields = readonly_fields = ("link", "project", "product", "edition", "addon", "option", "amount")
     verbose_name_plural = "items (edit one on its own page; add one with Add item or Add quota)"
 
     @admin.display(description="item")
@@ -74,9 +73,7 @@ def _status_action(status: str, confirm: bool = False):
         return None
 
     action.__name__ = f"{verb}_licenses"
-    action.short_description = f"{verb.capitalize()} the selected licenses"
-    action.allowed_permissions = ("change",)
-    return action
+    return admin.action(description=f"{verb.capitalize()} the selected licenses", permissions=["change"])(action)
 
 
 class LicenseAdminForm(forms.ModelForm):
@@ -85,7 +82,8 @@ class LicenseAdminForm(forms.ModelForm):
         fields = ["license_id", "organization", "starts_at", "expires_at"]
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         starts_at, expires_at = cleaned.get("starts_at"), cleaned.get("expires_at")
         if starts_at and expires_at and expires_at <= starts_at:
             self.add_error("expires_at", "must be after starts_at")

@@ -4,6 +4,7 @@ apply to the item's option is refused), so the add page asks for the option firs
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
@@ -101,7 +102,7 @@ class LicenseItemAdmin(AuditedAdmin):
 
     def get_fieldsets(self, request, obj=None):
         option = self.chosen_option(request, obj)
-        fieldsets = [(None, {"fields": list(BASE_FIELDS)})]
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [(None, {"fields": list(BASE_FIELDS)})]
         if option is not None:
             fieldsets.append((f"{option}: {OPTION_HELP[option]}", {"fields": option_fields(option)}))
         fieldsets.append(("Consumption order", {"fields": ["position"]}))

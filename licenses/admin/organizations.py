@@ -3,6 +3,8 @@ consumption order, the multi-tenant domain list, and users with their membership
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -10,7 +12,15 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
-from ..models import AlertRecipient, LicenseItem, Membership, MultiTenantDomain, Organization, Project
+from ..models import (
+    AlertRecipient,
+    LicenseItem,
+    LicenseItemQuerySet,
+    Membership,
+    MultiTenantDomain,
+    Organization,
+    Project,
+)
 from .base import AuditedAdmin
 from .items import amount
 from .protection import PROTECTION_FIELDS, ProtectionAdminMixin
@@ -68,7 +78,7 @@ class ProjectItemInline(admin.TabularInline):
         return False  # items come from a license file or "add quota" on the license
 
     def get_queryset(self, request):
-        return super().get_queryset(request).in_consumption_order()
+        return cast(LicenseItemQuerySet, super().get_queryset(request)).in_consumption_order()
 
     @admin.display(description="item")
     def link(self, obj):

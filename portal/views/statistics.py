@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET
 from devices.models import OVERUSE_SPENT, QuotaCounter
 from licenses import rules
 from portal.access import get_project_for
-from portal.charts import line_chart, slot_chart
+from portal.charts import heat_map, line_chart, pie_chart, slot_chart
 from portal.summaries import METRIC_LABELS, metric_label, start_of_day
 from usage.models import METRICS, ConcurrencyRollup, UsageCount, UsageRollup
 
@@ -119,7 +120,13 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
     ):
         totals[(item_id, metric)]["today"] = n
     total_rows = [
-        {"item": by_id[item_id], "item_label": _item_label(by_id[item_id]), "metric": metric_label(metric), **v}
+        {
+            "item": by_id[item_id],
+            "item_label": _item_label(by_id[item_id]),
+            "metric": metric_label(metric),
+            "metric_key": metric,
+            **v,
+        }
         for (item_id, metric), v in sorted(
             totals.items(), key=lambda kv: (kv[0][0], METRICS.index(kv[0][1]) if kv[0][1] in METRICS else 99)
         )
@@ -130,21 +137,31 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
             metrics.append(metric)
     metrics.sort(key=METRICS.index)
 
-    # Trend: one point per day and metric.
+    # Trend: one series per item and metric, one point per day.
     days = [start + timedelta(days=k) for k in range(((end - start).days) + 1)]
-    daily: dict[tuple[date, str], int] = defaultdict(int)
-    for bucket, metric, n in (
+    daily: dict[tuple[date, int, str], int] = defaultdict(int)
+    for bucket, item_id, metric, n in (
         rollups.filter(granularity=UsageRollup.DAY, bucket_start__gte=period_start, bucket_start__lt=period_end)
-        .values_list("bucket_start", "metric")
+        .values_list("bucket_start", "item_id", "metric")
         .annotate(n=Sum("count"))
-        .values_list("bucket_start", "metric", "n")
+        .values_list("bucket_start", "item_id", "metric", "n")
     ):
-        daily[(bucket.astimezone(UTC).date(), metric)] += n
-    series = [(metric_label(m), [daily[(d, m)] for d in days]) for m in metrics]
+        daily[(bucket.astimezone(UTC).date(), item_id, metric)] += n
+    keys = [(r["item"].pk, r["metric_key"]) for r in total_rows]
+    series_labels = [f"{metric_label(m)} · item #{i}" for i, m in keys]
+    series = [(label, [daily[(d, i, m)] for d in days]) for label, (i, m) in zip(series_labels, keys, strict=True)]
     chart = line_chart(
-        [d.strftime("%b %d") for d in days], series, title=f"Daily usage of {project.name}, {start} to {end}"
+        [d.strftime("%m-%d") for d in days],
+        series,
+        title=f"Daily usage of {project.name}, {start} to {end}",
+        x_title="Day (UTC)",
+        y_title="Count per day (scans, pages, frames)",
     )
-    trend_rows = [{"day": d, "values": [daily[(d, m)] for m in metrics]} for d in days]
+    trend_rows = [{"day": d, "values": [daily[(d, i, m)] for i, m in keys]} for d in days]
+    pies = [
+        (title, pie_chart([(label, r[field]) for label, r in zip(series_labels, total_rows, strict=True)], title=title))
+        for field, title in (("all", "All history"), ("period", f"{start} to {end}"), ("today", f"Today, {today}"))
+    ]
 
     # The chosen day in 2-hour buckets.
     two_hour: dict[tuple[datetime, str], int] = defaultdict(int)
@@ -190,6 +207,8 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         "total_rows": total_rows,
         "chart": chart,
         "trend_rows": trend_rows,
+        "series_labels": series_labels,
+        "pies": pies,
         "bucket_rows": bucket_rows,
         "device_rows": device_rows,
         "device_limit": DEVICE_ROWS,
@@ -198,6 +217,20 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         "metric_labels": METRIC_LABELS,
     }
     return render(request, "portal/statistics.html", context)
+
+
+HEAT_DAYS = 28
+
+
+def _hours(rows) -> list[dict]:
+    """The day's slots summed up per hour (24 rows instead of 480): peak, slots above the limit."""
+    hours = [{"hour": h, "peak": 0, "over": 0, "slots": 0} for h in range(24)]
+    for r in rows:
+        h = hours[r.slot_start.astimezone(UTC).hour]
+        h["peak"] = max(h["peak"], r.active_devices)
+        h["over"] += int(r.over)
+        h["slots"] += int(r.active_devices > 0)
+    return hours
 
 
 class DayForm(forms.Form):
@@ -224,6 +257,21 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
     spent = dict(
         QuotaCounter.objects.filter(item__project=project, metric=OVERUSE_SPENT).values_list("item_id", "used")
     )
+    # The heat-map: the peak of each weekday and hour over the HEAT_DAYS days ending with the day.
+    heat: dict[int, dict[tuple[int, int], int]] = defaultdict(dict)
+    heat_from = day - timedelta(days=HEAT_DAYS - 1)
+    for item_id, weekday, hour, peak in (
+        ConcurrencyRollup.objects.filter(
+            item__project=project,
+            slot_start__gte=start_of_day(heat_from),
+            slot_start__lt=day_start + timedelta(days=1),
+        )
+        .annotate(weekday=ExtractIsoWeekDay("slot_start", tzinfo=UTC), hour=ExtractHour("slot_start", tzinfo=UTC))
+        .values_list("item_id", "weekday", "hour")
+        .annotate(peak=Max("active_devices"))
+        .values_list("item_id", "weekday", "hour", "peak")
+    ):
+        heat[item_id][(weekday - 1, hour)] = peak
     sections = []
     for item in items:
         rows = slots.get(item.pk, [])
@@ -250,6 +298,14 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
                     limit=item.quantity or 0,
                     ceiling=item.concurrency_ceiling,
                     title=f"Active devices per 3-minute slot on {day}, item #{item.pk}",
+                    x_title="Time of day (UTC)",
+                    y_title="Active devices",
+                ),
+                "hours": _hours(rows),
+                "heat": heat_map(
+                    heat.get(item.pk, {}),
+                    limit=item.quantity or 0,
+                    title=f"Peak active devices by weekday and hour, {heat_from} to {day}, item #{item.pk}",
                 ),
                 "peak": max((r.active_devices for r in rows), default=0),
                 "over_slots": sum(1 for r in rows if r.over),
@@ -264,7 +320,8 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "day": day,
         "previous_day": day - timedelta(days=1),
-        "next_day": day + timedelta(days=1),
+        "next_day": day + timedelta(days=1) if day < now.date() else None,
+        "heat_days": HEAT_DAYS,
         "sections": sections,
         "export_from": day.isoformat(),
         "export_to": (day + timedelta(days=1)).isoformat(),

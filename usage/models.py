@@ -144,3 +144,18 @@ class JobState(models.Model):
     watermark = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class RefusalAlertSent(models.Model):
+    """Each failed-authorization threshold (10/20/40/60/80/100 % of a project's authorizations
+    over the last hour refused) alerts once per project per UTC day (usage.refusal_alerts)."""
+
+    project = models.ForeignKey("licenses.Project", on_delete=models.CASCADE, related_name="refusal_alerts_sent")
+    threshold = models.PositiveIntegerField()
+    day = models.DateField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "threshold", "day"], name="refusal_alert_once_a_day")
+        ]

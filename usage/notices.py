@@ -173,7 +173,19 @@ def send_usage_alerts(*, now: datetime) -> dict:
             # The claims rolled back with the transaction: the next run retries this organization.
             failed += 1
             logger.exception("usage alert for organization %s failed", org_id)
-    return {"job": "send_usage_alerts", "emails": emails, "alerts": alerts, "no_recipient": unsent, "failed": failed}
+    from usage.refusal_alerts import send_refusal_alerts
+
+    refused = send_refusal_alerts(now=now)  # failed-authorization alerts are part of this job
+    return {
+        "job": "send_usage_alerts",
+        "emails": emails,
+        "alerts": alerts,
+        "no_recipient": unsent,
+        "failed": failed,
+        "refusal_emails": refused["emails"],
+        "refusal_alerts": refused["alerts"],
+        "refusal_failed": refused["failed"],
+    }
 
 
 # usage.threshold_crossed's metric (SPEC 14) for each alert kind.

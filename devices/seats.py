@@ -115,11 +115,18 @@ def _take_slow(
         others -= Device.objects.filter(
             project_id=item.project_id, device_uuid=device_uuid, item_id=item.pk, state=Device.ACTIVE
         ).count()
-    if others >= item.seat_ceiling:
+    if seat_refused(item, others):
         return Take(False, others)
     if delta:
         SeatCounter.objects.filter(item_id=item.pk).update(active=F("active") + delta)
     return Take(True, others)
+
+
+def seat_refused(item: LicenseItem, others: int) -> bool:
+    """SPEC section 4: a new device is refused when the seats held by the others already number
+    the ceiling (``LicenseItem.seat_ceiling``). The conditional UPDATE of ``take_seat`` is the
+    same test in SQL; ``usage.replay`` takes seats in memory with this one."""
+    return others >= item.seat_ceiling
 
 
 def ensure_counter(item: LicenseItem) -> None:
@@ -147,14 +154,17 @@ def free_seats(by_item: dict[int, int]) -> None:
         free_seat(item_id, by_item[item_id])
 
 
+def held_seats_sql(item_id_sql: str) -> str:
+    """``held_seats`` as a scalar subquery for the item whose id is the SQL ``item_id_sql`` (NULL
+    when the item has no counter row yet): one ``%s`` parameter, ``now``."""
+    return f"""(SELECT c.active - (SELECT COUNT(*) FROM {_t(Device)} d WHERE d.item_id = c.item_id AND {ran_out_sql("d")})
+        FROM {_t(SeatCounter)} c WHERE c.item_id = {item_id_sql})"""
+
+
 def held_seats(item: LicenseItem, *, now: datetime) -> int:
     """Seats held now: the counter minus the run-out rows it still counts. One statement."""
-    row = _fetchone(
-        f"""SELECT c.active - (SELECT COUNT(*) FROM {_t(Device)} d WHERE d.item_id = c.item_id AND {ran_out_sql("d")})
-        FROM {_t(SeatCounter)} c WHERE c.item_id = %s""",
-        [now, item.pk],
-    )
-    if row is None:
+    row = _fetchone(f"SELECT {held_seats_sql('%s')}", [now, item.pk])
+    if row is None or row[0] is None:
         return Device.objects.filter(item_id=item.pk).holding_seat(now).count()
     return max(0, row[0])
 

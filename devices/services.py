@@ -161,8 +161,11 @@ def page_quotas(item: LicenseItem) -> dict[str, int]:
     return {m: int(n) for m, n in (item.quantities or {}).items()}
 
 
-def remaining(item: LicenseItem, *, now: datetime, counters: dict[str, int] | None = None) -> dict[str, Any]:
-    """``remaining`` by option (SPEC section 6); grace is never included."""
+def remaining(
+    item: LicenseItem, *, now: datetime, counters: dict[str, int] | None = None, seats_held: int | None = None
+) -> dict[str, Any]:
+    """``remaining`` by option (SPEC section 6); grace is never included. ``counters`` and
+    ``seats_held``, when the caller has read them, are not read again."""
     option = item.option
     if option == rules.PER_BARCODE_SCAN:
         used = (counters if counters is not None else counter_values(item)).get("barcode_scans", 0)
@@ -170,10 +173,9 @@ def remaining(item: LicenseItem, *, now: datetime, counters: dict[str, int] | No
     if option == rules.PER_PAGE:
         counters = counters if counters is not None else counter_values(item)
         return {"pages": {m: max(0, q - counters.get(f"pages_{m}", 0)) for m, q in page_quotas(item).items()}}
-    if option == rules.PER_CLIENT_DEVICE:
-        return {"seats": max(0, item.quantity - active_seats(item, now=now))}
-    if option == rules.PER_SERVER:
-        return {"servers": max(0, item.quantity - active_seats(item, now=now))}
+    if option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER):
+        held = active_seats(item, now=now) if seats_held is None else seats_held
+        return {"seats" if option == rules.PER_CLIENT_DEVICE else "servers": max(0, item.quantity - held)}
     return {}
 
 

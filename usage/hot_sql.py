@@ -1,0 +1,137 @@
+"""The statements of the usage hot path (SPEC section 6, ``POST /api/v1/usage``), in raw SQL
+where it saves statements or Python time over the ORM; the rules stay in their homes
+(``devices.models`` holds-a-seat, ``devices.seats`` seats held, ``LicenseItem`` limits).
+
+- ``read_request``: the device, its project, item and license, the item's counters, the seats
+  it holds and an earlier report with the same ``report_id``: one statement, no lock.
+- ``insert_report``: the report with its answer and its per-metric counts: one statement on
+  PostgreSQL (a data-modifying CTE), two on SQLite. A second report with the same
+  ``(device, report_id)`` raises ``IntegrityError`` (the caller's transaction rolls back).
+- ``add_to_counters``: ``used += n`` for every metric of the report in one upsert returning the
+  new totals: the last statement before commit, so the hot counter row is held from there to
+  the commit only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import BigIntegerField, OuterRef, Q, Subquery, TextField
+from django.db.models.expressions import RawSQL
+
+from devices.models import Device, QuotaCounter
+from devices.seats import held_seats_sql
+from usage.models import UsageCount, UsageReport
+from usage.sql import param, table
+
+
+def _counters_json_sql() -> str:
+    counter = table(QuotaCounter)
+    outer = f"{table(Device)}.item_id"
+    if connection.vendor == "postgresql":
+        return f"(SELECT json_object_agg(metric, used)::text FROM {counter} WHERE item_id = {outer})"
+    return f"(SELECT json_group_object(metric, used) FROM {counter} WHERE item_id = {outer})"
+
+
+def read_request(*, license_key: str, device_uuid: str, report_id: str, now: datetime) -> Device | None:
+    """The device of ``device_uuid`` in the project whose current or previous key is
+    ``license_key`` (the caller checks which), with ``project``, ``item`` and ``item.license``
+    loaded and annotated: ``_counters`` (metric -> used of its item), ``_seats_held`` (None for
+    items without a seat counter) and ``_earlier_report`` (the pk of a report with this id)."""
+
+    earlier = UsageReport.objects.filter(device=OuterRef("pk"), report_id=report_id).values("pk")[:1]
+    qs = (
+        Device.objects.filter(Q(project__license_key=license_key) | Q(project__previous_license_key=license_key))
+        .filter(device_uuid=device_uuid)
+        .select_related("project", "item__license")
+        .annotate(
+            _counters=RawSQL(_counters_json_sql(), [], output_field=TextField()),
+            _seats_held=RawSQL(
+                held_seats_sql(f"{table(Device)}.item_id"), [param(now)], output_field=BigIntegerField()
+            ),
+            _earlier_report=Subquery(earlier),
+        )
+        .order_by()
+    )
+    rows = list(qs[:2])
+    if not rows:
+        return None
+    device = next((d for d in rows if d.project.license_key == license_key), rows[0])
+    raw = device._counters
+    device._counters = {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
+    return device
+
+
+def insert_report(
+    *,
+    device_id: int,
+    report_id: str,
+    item_id: int,
+    slot_start: datetime,
+    body_hash: str,
+    counted: dict[str, int],
+    allowed: bool,
+    response: dict[str, Any],
+    received_at: datetime,
+) -> int:
+    """Insert the report and one count row per metric of ``counted``; its id."""
+    report, count = table(UsageReport), table(UsageCount)
+    values = [device_id, report_id, item_id, slot_start, body_hash, json.dumps(counted), allowed]
+    values += [json.dumps(response, ensure_ascii=False), received_at]
+    columns = "device_id, report_id, item_id, slot_start, body_hash, counted, allowed, response, received_at"
+    metrics = list(counted.items())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            rows = " UNION ALL ".join(["SELECT %s::varchar, %s::integer"] * len(metrics))
+            sql = f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) RETURNING id"
+            if metrics:
+                sql = f"""WITH r AS ({sql}), c AS (
+                    INSERT INTO {count} (report_id, item_id, slot_start, metric, count)
+                    SELECT r.id, %s, %s, m.metric, m.n FROM r, ({rows}) m (metric, n)
+                ) SELECT id FROM r"""
+                values += [item_id, slot_start] + [v for pair in metrics for v in pair]
+            cursor.execute(sql, [param(v) for v in values])
+            return cursor.fetchone()[0]
+        cursor.execute(
+            f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            [param(v) for v in values],
+        )
+        pk = cursor.fetchone()[0]
+        if metrics:
+            cursor.execute(
+                f"INSERT INTO {count} (report_id, item_id, slot_start, metric, count) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s)"] * len(metrics)),
+                [param(v) for m, n in metrics for v in (pk, item_id, slot_start, m, n)],
+            )
+        return pk
+
+
+def update_answer(report_pk: int, *, allowed: bool, response: dict[str, Any]) -> None:
+    """A report's answer decided again after its counter moved under it (``usage.services``)."""
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table(UsageReport)} SET allowed = %s, response = %s{cast} WHERE id = %s",
+            [allowed, json.dumps(response, ensure_ascii=False), report_pk],
+        )
+
+
+def add_to_counters(item_id: int, amounts: dict[str, int]) -> dict[str, int]:
+    """``used += n`` for each metric (in metric order, so two reports lock the rows in the same
+    order); the new totals. One statement."""
+    counter = table(QuotaCounter)
+    metrics = sorted((m, n) for m, n in amounts.items() if n)
+    if not metrics:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {counter} (item_id, metric, used) VALUES "
+            + ", ".join(["(%s, %s, %s)"] * len(metrics))
+            + f" ON CONFLICT (item_id, metric) DO UPDATE SET used = {counter}.used + excluded.used"
+            " RETURNING metric, used",
+            [v for m, n in metrics for v in (item_id, m, n)],
+        )
+        return {m: int(n) for m, n in cursor.fetchall()}

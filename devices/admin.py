@@ -82,7 +82,7 @@ class DeviceAdmin(admin.ModelAdmin):
         "active_until",
         "decisions_link",
     ]
-    list_filter = ["state", "client_type", "item__option", "item__product", "project"]
+    list_filter = ["state", "offline", "client_type", "item__option", "item__product", "project"]
     search_fields = ["device_uuid", "device_name", "origin"]
     list_select_related = ["project", "item"]
     date_hierarchy = "last_seen_at"

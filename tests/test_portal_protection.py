@@ -132,3 +132,13 @@ def test_staff_set_protection_and_rotate_in_the_admin():
     project.refresh_from_db()
     assert project.previous_license_key == old and project.license_key != old
     assert AuditLog.objects.filter(action="project.rotate_key", actor=staff).count() == 1
+
+
+def test_offline_devices_are_listed_with_their_filter_and_the_release_page_says_what_it_does(client, w):
+    offline = factories.DeviceFactory(item=w.seats, now=NOW, offline=True, device_name="Plant kiosk")
+    as_user(client, w.owner)
+    with time_machine.travel(NOW, tick=False):
+        listed = client.get(reverse("portal:devices", args=[w.project.pk]) + "?kind=offline").content.decode()
+        release = client.get(reverse("portal:device_release", args=[offline.pk])).content.decode()
+    assert "Plant kiosk" in listed and "Front desk 0" not in listed and ">offline</span>" in listed
+    assert "registered offline" in release and "still verifies until" in release

@@ -37,7 +37,7 @@ class DeviceFilterForm(forms.Form):
     kind = forms.ChoiceField(
         label="Type",
         required=False,
-        choices=[("", "Devices and servers"), ("devices", "Devices"), ("servers", "Servers")],
+        choices=[("", "Devices and servers"), ("devices", "Devices"), ("servers", "Servers"), ("offline", "Offline")],
     )
 
 
@@ -87,6 +87,8 @@ def device_list(request: HttpRequest, pk: int) -> HttpResponse:
         devices = devices.filter(client_type="server")
     elif filters["kind"] == "devices":
         devices = devices.exclude(client_type="server")
+    elif filters["kind"] == "offline":  # registered offline (SPEC section 12)
+        devices = devices.filter(offline=True)
     page = Paginator(devices, PAGE_SIZE).get_page(request.GET.get("page"))
     for device in page:
         device.effective_state = effective_state(device, now)

@@ -263,3 +263,18 @@ def test_it_asks_for_the_option_before_adding_quota_then_shows_only_its_fields(i
     assert response.status_code == 302
     added = LicenseItem.objects.get(option="per_barcode_scan")
     assert (added.quantity, added.project, added.license) == (2000, project, issued)
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_add_on_name_in_the_admin_as_the_import_does():
+    client, _ = staff_client()
+    license = factories.LicenseFactory()
+    project = factories.ProjectFactory(organization=license.organization)
+    data = {"license": license.pk, "project": project.pk, "product": "dwt", "edition": "", "addon": "Bar Code"}
+    data.update({"quantities": '{"core": 10}', "quota_grace_percent": "5", "position": ""})
+    response = client.post(f"{ADD_URL}?option=per_page", data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["addon"] == [
+        "must be an add-on name of lower-case letters, digits and '_'"
+    ]
+    assert LicenseItem.objects.count() == 0

@@ -290,6 +290,32 @@ BAD_FILES = [
         "items[0].domain",
         "github.io is a public suffix",
     ),
+    (
+        "null quantity",
+        license_file(items=[{"product": "dbr", "option": "per_client_device", "quantity": None}]),
+        "items[0].quantity",
+        "must be an integer >= 1, not null",
+    ),
+    (
+        "bad add-on name",
+        license_file(items=[{"product": "dwt", "option": "per_page", "addon": "Bar Code", "quantities": {"core": 1}}]),
+        "items[0].addon",
+        "must be an add-on name of lower-case letters, digits and '_'",
+    ),
+    (
+        "top-level domain as domain",
+        license_file(items=[{"product": "dwt", "option": "per_domain", "domain": "COM"}]),
+        "items[0].domain",
+        "com is a public suffix, not a registrable domain",
+    ),
+    (
+        "percent too large",
+        license_file(
+            items=[{"product": "dbr", "option": "per_client_device", "quantity": 1, "device_grace_percent": 1001}]
+        ),
+        "items[0].device_grace_percent",
+        "must be an integer <= 1000",
+    ),
     ("empty items", license_file(items=[]), "items", "non-empty list"),
     ("item not an object", license_file(items=["dbr"]), "items[0]", "must be an object"),
     ("no license_id", {k: v for k, v in license_file().items() if k != "license_id"}, "license_id", "required"),

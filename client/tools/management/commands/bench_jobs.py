@@ -33,23 +33,38 @@ from django.db import DatabaseError, connection
 from django.test.utils import override_settings
 from django.utils import timezone
 
+from devices.models import Decision, Device, QuotaCounter
 from licenses.models import AlertRecipient, License, LicenseItem, Organization, Project
 from usage import jobs
+from usage.models import (
+    AlertSent,
+    ConcurrencyRollup,
+    JobState,
+    ReminderSent,
+    SightingMemory,
+    SlotDevice,
+    UsageCount,
+    UsageReport,
+    UsageRollup,
+)
 
 BENCH_ORG = "BENCH"
 TRUNCATE = [
-    "usage_usagecount",
-    "usage_usagereport",
-    "usage_slotdevice",
-    "usage_sightingmemory",
-    "usage_concurrencyrollup",
-    "usage_usagerollup",
-    "usage_alertsent",
-    "usage_remindersent",
-    "usage_quotacounter",
-    "usage_jobstate",
-    "devices_decision",
-    "devices_device",
+    model._meta.db_table
+    for model in (
+        UsageCount,
+        UsageReport,
+        SlotDevice,
+        SightingMemory,
+        ConcurrencyRollup,
+        UsageRollup,
+        AlertSent,
+        ReminderSent,
+        QuotaCounter,
+        JobState,
+        Decision,
+        Device,
+    )
 ]
 SEAT_ITEMS = 100
 CONCURRENT_ITEMS = 10
@@ -153,8 +168,8 @@ class Command(BaseCommand):
         sql(
             """
             INSERT INTO devices_device (project_id, device_uuid, item_id, client_type, origin, platform, device_name,
-                sdk_version, state, first_authorized_at, authorized_at, last_seen_at, active_until)
-            SELECT %s, 'bench-' || g, (%s::bigint[])[1 + g %% %s], 'desktop', '', '', 'Bench ' || g, '', 'active',
+                sdk_version, state, offline, first_authorized_at, authorized_at, last_seen_at, active_until)
+            SELECT %s, 'bench-' || g, (%s::bigint[])[1 + g %% %s], 'desktop', '', '', 'Bench ' || g, '', 'active', false,
                    %s - interval '30 days', %s - interval '1 day', %s - interval '1 hour',
                    CASE WHEN g %% 10 = 0 THEN %s - interval '1 minute' ELSE %s + interval '1 day' END
             FROM generate_series(0, %s - 1) g

@@ -107,3 +107,20 @@ def test_the_key_lookup_is_one_query(django_assert_num_queries):
     project, _ = seats_project()
     with django_assert_num_queries(1):
         assert project_for_key(project.license_key, now=NOW) == project
+
+
+def test_the_rotate_key_command_prints_the_new_key_and_takes_a_dash_key(capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    project, _ = seats_project()
+    project.license_key = "-dashKEY0123456789abcdefgh"
+    project.save(update_fields=["license_key"])
+    call_command("rotate_key", "--license-key", "-dashKEY0123456789abcdefgh", "--grace-days", "0")
+    out, err = capsys.readouterr()
+    project.refresh_from_db()
+    assert out == project.license_key + "\n" and "the old key works until" in err
+    call_command("rotate_key", f"--license-key={project.license_key}")
+    assert capsys.readouterr().out.strip() != project.license_key
+    with pytest.raises(CommandError, match="no project has this license key"):
+        call_command("rotate_key", "--license-key", "-dashKEY0123456789abcdefgh")  # the old key: rotated out

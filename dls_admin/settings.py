@@ -246,6 +246,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Device API (SPEC section 6).
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="60/m")
 API_RATE_LIMIT_ADDRESS = env.str("API_RATE_LIMIT_ADDRESS", default="6000/m")
+# The HMAC key of projects' session passwords (devices/protection.py); empty: derived from SECRET_KEY.
+PROTECTION_KEY = env.str("PROTECTION_KEY", default="")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # 1 MiB, the device API's body limit
 
 # Local license signing keys (SPEC section 7): from configuration, never the database.

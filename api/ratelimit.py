@@ -5,19 +5,29 @@ shares the counts; the local-memory cache otherwise). Each window has its own ke
 window number, created with ``cache.add`` (atomic: only the first request of a window creates it)
 and counted with ``cache.incr`` (atomic in Redis and in the local-memory cache); the key expires
 shortly after its window ends, so nothing needs cleaning up.
+
+The limits fail soft: when the cache raises (Redis down, or slower than its socket timeouts),
+the request is counted in this process's own memory instead (the limit then holds per process,
+not per deployment), the failure is logged (at most once a minute per process) and counted in
+``degradation``, and ``/healthz`` reports it. A request is never refused, or failed, because the
+cache is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("api.ratelimit")
 
 _UNITS = {
     "s": 1,
@@ -57,25 +67,95 @@ def parse_rate(text: str, *, setting: str = "rate") -> Rate | None:
     return Rate(limit=limit, period=period)
 
 
-def _hit(scope: str, identity: str, rate: Rate, now: float) -> int | None:
-    """Count one request in the current window; the seconds until it ends if over the limit."""
+def _count_in_cache(key: str, timeout: int) -> int:
+    if cache.add(key, 1, timeout=timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: this request opens it again
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
+class _LocalCounts:
+    """Per-process fixed-window counts, for when the shared cache is unreachable."""
+
+    def __init__(self, max_keys: int = 100_000):
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, float]] = {}
+        self._max_keys = max_keys
+
+    def count(self, key: str, expires: float, now: float) -> int:
+        with self._lock:
+            if len(self._counts) >= self._max_keys:
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+                if len(self._counts) >= self._max_keys:  # a flood of distinct keys: start over
+                    self._counts.clear()
+            count, until = self._counts.get(key, (0, expires))
+            if until <= now:
+                count, until = 0, expires
+            self._counts[key] = (count + 1, until)
+            return count + 1
+
+
+_local = _LocalCounts()
+# Cache failures seen by this process: {"errors": n, "last_error": "...", "last_at": unix time}.
+degradation: dict[str, object] = {"errors": 0, "last_error": None, "last_at": None}
+_degradation_lock = threading.Lock()
+_LOG_EVERY_S = 60
+# After a failure the cache is left alone this long: with Redis hung, only one request per
+# process and pause pays the socket timeout, the others count locally at once.
+CACHE_RETRY_AFTER_S = 5.0
+_breaker = {"skip_cache_until": 0.0}
+
+
+def _degraded(exc: Exception, now: float) -> None:
+    with _degradation_lock:
+        degradation["errors"] = int(degradation["errors"]) + 1  # type: ignore[call-overload]
+        last_at = degradation["last_at"]
+        degradation["last_error"] = f"{type(exc).__name__}: {exc}"[:200]
+        degradation["last_at"] = now
+        _breaker["skip_cache_until"] = time.monotonic() + CACHE_RETRY_AFTER_S
+        log = last_at is None or now - float(last_at) >= _LOG_EVERY_S  # type: ignore[arg-type]
+    if log:
+        logger.warning(
+            "rate limits degraded: the cache failed, counting per process",
+            extra={"cache_errors": degradation["errors"], "error": degradation["last_error"]},
+        )
+
+
+def reset_degradation() -> None:
+    """Forget the failures, the local counts and the pause (tests that break the cache)."""
+    with _degradation_lock:
+        degradation.update(errors=0, last_error=None, last_at=None)
+        _breaker["skip_cache_until"] = 0.0
+    with _local._lock:
+        _local._counts.clear()
+
+
+def hit(scope: str, identity: str, rate: Rate, now: float) -> int | None:
+    """Count one request of ``identity`` in the current window of ``scope``; None while within
+    ``rate``, otherwise the seconds until the window ends. Also used by the password-reset form."""
     window = int(now // rate.period)
     digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     key = f"rl:{scope}:{rate.period}:{digest}:{window}"
     # Outlives its window by a margin: with clock skew between web hosts a late request may still
     # count in it, and Redis INCR on a key that has just expired would recreate it without expiry.
     timeout = rate.period - int(now % rate.period) + 10
-    if cache.add(key, 1, timeout=timeout):
-        count = 1
+    if time.monotonic() < _breaker["skip_cache_until"]:
+        count = _local.count(key, now + timeout, now)
     else:
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr: this request opens it again
-            cache.add(key, 1, timeout=timeout)
-            count = 1
+            count = _count_in_cache(key, timeout)
+        except Exception as exc:  # the cache itself failed: count here, never fail the request
+            _degraded(exc, now)
+            count = _local.count(key, now + timeout, now)
     if count <= rate.limit:
         return None
     return max(1, math.ceil((window + 1) * rate.period - now))
+
+
+_hit = hit  # the admin API's per-token limit imports it under this name (api/admin/auth.py)
 
 
 def check_rate_limit(*, license_key: str, device_uuid: str, address: str, now: float | None = None) -> int | None:
@@ -89,8 +169,8 @@ def check_rate_limit(*, license_key: str, device_uuid: str, address: str, now: f
     address_rate = parse_rate(getattr(settings, "API_RATE_LIMIT_ADDRESS", "6000/m"), setting="API_RATE_LIMIT_ADDRESS")
     waits = []
     if device_rate is not None:
-        waits.append(_hit("dev", f"{license_key}\x00{device_uuid}", device_rate, now))
+        waits.append(hit("dev", f"{license_key}\x00{device_uuid}", device_rate, now))
     if address_rate is not None:
-        waits.append(_hit("addr", str(address or ""), address_rate, now))
+        waits.append(hit("addr", str(address or ""), address_rate, now))
     waits = [w for w in waits if w is not None]
     return max(waits) if waits else None

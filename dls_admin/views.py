@@ -11,9 +11,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-logger = logging.getLogger("dls_admin.healthz")
+from api import ratelimit
 
-REDIS_TIMEOUT_S = 2.0
+logger = logging.getLogger("dls_admin.healthz")
 
 
 def check_database() -> str:
@@ -33,14 +33,15 @@ def check_redis() -> str:
         return "not configured"
     import redis
 
+    timeout = float(getattr(settings, "CACHE_SOCKET_TIMEOUT", 0.25))
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S)
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
             client.ping()
         finally:
             client.close()
     except Exception as exc:
-        logger.error("health check: redis failed: %s", exc)
+        logger.warning("health check: redis failed: %s", exc)
         return f"error: {type(exc).__name__}"
     return "ok"
 
@@ -48,15 +49,26 @@ def check_redis() -> str:
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 ``{"status": "ok", "database": "ok", "redis": "ok" | "not configured"}``, or 503 with
-    ``"status": "error"`` and the failed dependency's value starting with ``error``."""
+    """``200 {"status": "ok", "database": "ok", "redis": "ok" | "not configured"}``.
+
+    Redis down is a degradation, not a failure: the device API and logins keep serving (rate
+    limits count per process, jobs wait), so the answer stays 200 with ``"status": "degraded"``,
+    ``"degraded": ["redis"]`` and this process's count of rate-limit cache failures, and the load
+    balancer keeps the process in rotation. The database down is a failure: 503 with
+    ``"status": "error"`` and ``"failed": ["database"]``."""
     checks = {"database": check_database(), "redis": check_redis()}
-    healthy = all(v in ("ok", "not configured") for v in checks.values())
-    failed = [name for name, v in checks.items() if v not in ("ok", "not configured")]
-    body = {"status": "ok" if healthy else "error", **checks}
-    if failed:
-        body["failed"] = failed
-    return JsonResponse(body, status=200 if healthy else 503)
+    body: dict[str, object] = {"status": "ok", **checks}
+    errors = int(ratelimit.degradation["errors"])  # type: ignore[call-overload]
+    if errors:
+        body["rate_limit_cache_errors"] = errors
+    if checks["redis"].startswith("error"):
+        body["status"] = "degraded"
+        body["degraded"] = ["redis"]
+    if checks["database"] != "ok":
+        body["status"] = "error"
+        body["failed"] = ["database"]
+        return JsonResponse(body, status=503)
+    return JsonResponse(body, status=200)
 
 
 @never_cache

@@ -180,6 +180,15 @@ AXES_USERNAME_CALLABLE = "dls_admin.login_throttle.normalize_username"
 AXES_CLIENT_IP_CALLABLE = "dls_admin.security.client_address"
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_VERBOSE = False
+# The password-reset form (dls_admin.password_reset): requests per client address and per email.
+# Off in the test suite like the login throttle; its own tests turn them on.
+PASSWORD_RESET_RATE_LIMIT_ADDRESS = env.str(
+    "PASSWORD_RESET_RATE_LIMIT_ADDRESS", default="0" if DJANGO_ENV == "test" else "10/h"
+)
+PASSWORD_RESET_RATE_LIMIT_EMAIL = env.str(
+    "PASSWORD_RESET_RATE_LIMIT_EMAIL", default="0" if DJANGO_ENV == "test" else "3/h"
+)
+PASSWORD_RESET_IN_BACKGROUND = DJANGO_ENV != "test"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 # Short socket timeouts: the cache only holds rate-limit counts, and a request must not wait on a
@@ -228,7 +237,19 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 # Email: console in development, SMTP by EMAIL_URL (e.g. smtp+tls://user:pass@host:587).
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# Production refuses the console (it would print working password-reset links into the logs) and
+# any in-memory backend: a mail server, or explicitly filemail:///path or dummymail://.
+_email_url = env.str("EMAIL_URL", default="" if PRODUCTION else "consolemail://")
+EMAIL_CONFIG = env.email_url_config(_email_url) if _email_url else {}
+if PRODUCTION and EMAIL_CONFIG.get("EMAIL_BACKEND") not in (
+    "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+):
+    raise ImproperlyConfigured(
+        "Production needs EMAIL_URL for a mail server (e.g. smtp+tls://user:password@host:587), or explicitly "
+        "filemail:///path or dummymail://: the console backend would print password-reset links into the logs"
+    )
 if DJANGO_ENV == "test":
     EMAIL_CONFIG = {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
 vars().update(EMAIL_CONFIG)

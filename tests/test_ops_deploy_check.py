@@ -27,6 +27,7 @@ def production_env(**overrides: str | None) -> dict[str, str]:
         SIGNING_KEYS="dGVzdC1rZXktbm90LXVzZWQtYnktdGhlLWNoZWNr",
         CSRF_TRUSTED_ORIGINS="https://dls.example.com",
         SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+        EMAIL_URL="smtp+tls://dls:secret@smtp.example.com:587",
     )
     for key, value in overrides.items():
         if value is None:
@@ -81,6 +82,10 @@ def test_it_reads_the_proxy_header_and_trusted_origins_from_the_environment():
         ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS"),
         ({"SIGNING_KEYS": None, "SIGNING_KEY_FILE": None}, "SIGNING_KEYS or SIGNING_KEY_FILE"),
         ({"DEBUG": "true"}, "DEBUG must be off"),
+        # The console backend would print working password-reset links into gunicorn's output.
+        ({"EMAIL_URL": None}, "Production needs EMAIL_URL"),
+        ({"EMAIL_URL": "consolemail://"}, "Production needs EMAIL_URL"),
+        ({"EMAIL_URL": "memorymail://"}, "Production needs EMAIL_URL"),
     ],
 )
 def test_it_refuses_to_start_without_its_secrets(overrides, message):
@@ -97,3 +102,18 @@ def test_it_runs_with_no_environment_at_all():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["development", "True"]
+
+
+@pytest.mark.parametrize(
+    "url, backend",
+    [
+        ("smtp+tls://dls:secret@smtp.example.com:587", "smtp"),
+        ("filemail:///var/tmp/dls-mail", "filebased"),
+        ("dummymail://", "dummy"),
+    ],
+)
+def test_it_starts_with_a_real_or_an_explicit_email_backend(url, backend):
+    code = "from django.conf import settings as s; print(s.EMAIL_BACKEND)"
+    result = manage("shell", "--no-imports", "-c", code, env=production_env(EMAIL_URL=url))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == f"django.core.mail.backends.{backend}.EmailBackend"

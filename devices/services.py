@@ -268,18 +268,32 @@ def lock_item(item: LicenseItem) -> None:
     list(LicenseItem.objects.select_for_update(no_key=True).filter(pk=item.pk).values_list("pk", flat=True))
 
 
-def seat_verdict(item: LicenseItem, device: Device | None, *, now: datetime, device_uuid: str = "") -> Verdict:
+class LiveSeats:
+    """The seats of the database (``devices.seats``). A what-if replay (``usage.replay``) passes
+    ``seat_verdict`` its own in-memory book with the same two methods instead."""
+
+    held = staticmethod(held_seats)
+    take = staticmethod(take_seat)
+
+
+LIVE_SEATS = LiveSeats()
+
+
+def seat_verdict(
+    item: LicenseItem, device: Device | None, *, now: datetime, device_uuid: str = "", seats: Any = LIVE_SEATS
+) -> Verdict:
     """A seat (client device) or a server for ``device`` on ``item``. A device holding one keeps
     it; another takes one through the item's seat counter (``devices.seats.take_seat``: the
     counter row is locked until commit, so simultaneous requests never overshoot the ceiling),
-    and the caller binds it in the same transaction."""
+    and the caller binds it in the same transaction. ``seats``: where seats are counted and
+    taken (the database unless a replay says otherwise)."""
     noun = "servers" if item.option == rules.PER_SERVER else "seats"
     if device is not None and device.item_id == item.pk and Device.holds_seat(device, now):
-        counts = {"active": held_seats(item, now=now), "quantity": item.quantity, "ceiling": item.seat_ceiling}
+        counts = {"active": seats.held(item, now=now), "quantity": item.quantity, "ceiling": item.seat_ceiling}
         return Verdict(item, True, f"{noun}_kept", counts=counts)
     # Not counting the requesting device_uuid: when the same new device authorizes twice at once,
     # the other request's seat is its own (the second insert then conflicts and is retried).
-    take = take_seat(item, device, now=now, device_uuid=device_uuid)
+    take = seats.take(item, device, now=now, device_uuid=device_uuid)
     counts = {"active": take.others, "quantity": item.quantity, "ceiling": item.seat_ceiling}
     if not take.taken:
         grace = counts["ceiling"] - counts["quantity"]
@@ -302,17 +316,26 @@ def overuse_counts(item: LicenseItem, counters: dict[str, int] | None = None) ->
 
 
 def item_verdict(
-    item: LicenseItem, device: Device | None, *, origin: str | None, now: datetime, device_uuid: str = ""
+    item: LicenseItem,
+    device: Device | None,
+    *,
+    origin: str | None,
+    now: datetime,
+    device_uuid: str = "",
+    seats: Any = LIVE_SEATS,
+    counters: dict[str, int] | None = None,
 ) -> Verdict:
-    """Whether ``item`` takes this authorization: term first, then the option's rule."""
+    """Whether ``item`` takes this authorization: term first, then the option's rule. ``seats``
+    and ``counters`` (the item's quota counters) are read from the database unless given (a
+    what-if replay gives its in-memory state)."""
     refusal = term_verdict(item, now=now)
     if refusal is not None:
         return refusal
     option = item.option
     if option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER):
-        return seat_verdict(item, device, now=now, device_uuid=device_uuid)
+        return seat_verdict(item, device, now=now, device_uuid=device_uuid, seats=seats)
     if option in (rules.PER_BARCODE_SCAN, rules.PER_PAGE):
-        return quota_verdict(item, counter_values(item))
+        return quota_verdict(item, counter_values(item) if counters is None else counters)
     if option == rules.PER_DOMAIN:
         counts = {"domain": item.domain}
         if origin and domain_matches(item.domain, origin):
@@ -320,7 +343,7 @@ def item_verdict(
         message = f"origin {origin} is not in the licensed domain {item.domain}"
         return Verdict(item, False, "domain_mismatch", message, code=103, counts=counts)
     # per_concurrent_device: any number of devices may be authorized; slots decide at usage.
-    return Verdict(item, True, "concurrent_authorized", counts=overuse_counts(item))
+    return Verdict(item, True, "concurrent_authorized", counts=overuse_counts(item, counters))
 
 
 def choose_refusal(verdicts: list[Verdict]) -> Verdict:

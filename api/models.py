@@ -75,6 +75,21 @@ class ApiToken(models.Model):
     def usable_at(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
+    def revoke(self, *, now: datetime, actor) -> None:
+        """Revoke (final), audited; a token already revoked stays as it was."""
+        from licenses.audit import record_audit
+
+        if ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=now):
+            self.revoked_at = now
+            record_audit(
+                actor=actor,
+                action="api_token.revoke",
+                obj=self,
+                before=None,
+                after={"name": self.name, "revoked_at": now.isoformat()},
+                organization=self.organization,
+            )
+
     def actor_name(self) -> str:
         """The audit log's actor for a write through this token: the token and its creator."""
         by = self.created_by_name or "system"
@@ -160,6 +175,24 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return self.url
 
+    # The services of api.webhooks as methods, for callers that reach this model through the
+    # app registry (the portal sits beside the api package and does not import it).
+    @classmethod
+    def register(cls, **kwargs) -> tuple[WebhookEndpoint, str]:
+        from api.webhooks import create_endpoint
+
+        return create_endpoint(**kwargs)
+
+    def change(self, **kwargs) -> str | None:
+        from api.webhooks import update_endpoint
+
+        return update_endpoint(self, **kwargs)
+
+    def as_data(self) -> dict:
+        from api.webhooks import endpoint_data
+
+        return endpoint_data(self)
+
     def subscribes_to(self, event_type: str) -> bool:
         return not self.events or event_type in self.events
 
@@ -197,6 +230,11 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} -> {self.endpoint_id} {self.status}"
+
+    def redeliver(self, *, now: datetime) -> WebhookDelivery:
+        from api.webhooks import redeliver
+
+        return redeliver(self, now=now)
 
 
 class WebhookAttempt(models.Model):

@@ -36,3 +36,6 @@ urlpatterns = [
     path("invitations/<str:token>/", team.invitation_accept, name="invitation_accept"),
     path("staff/", projects.staff_dashboard, name="staff_dashboard"),
 ]
+from .urls_integrations import urlpatterns as integrations_urls  # noqa: E402  (tokens and webhooks)
+
+urlpatterns += integrations_urls

@@ -140,11 +140,13 @@ def test_it_releases_a_seat(browser, live_server, w):
     page.goto(live_server.url + reverse("portal:devices", args=[w.project.pk]))
     shot(page, "devices")
     with page.expect_navigation():
-        page.get_by_role("button", name="Release the seat of Front desk 0").click()
+        page.get_by_role("link", name="Release the seat of Front desk 0").click()
+    with page.expect_navigation():  # the confirmation says what it will do, then acts
+        page.get_by_role("button", name="Release Front desk 0").click()
     assert "Released Front desk 0" in page.get_by_role("status").first.inner_text()
     w.device.refresh_from_db()
     assert w.device.state == Device.RELEASED
-    assert page.get_by_role("button", name="Release the seat of Front desk 0").count() == 0
+    assert page.get_by_role("link", name="Release the seat of Front desk 0").count() == 0
     shot(page, "devices-released")
     page.goto(live_server.url + reverse("portal:device", args=[w.device.pk]))
     shot(page, "device-history")
@@ -173,8 +175,10 @@ def test_it_reorders_items_with_the_keyboard(browser, live_server, w):
     shown = page.locator("ol.items > li").evaluate_all("(els) => els.map((e) => e.id)")
     assert page.console_errors == []
     assert shown[:2] == [f"item-{second.pk}", f"item-{first.pk}"]
+    # The keyboard stays on the moved item's button: Enter again moves it further.
+    assert page.evaluate("document.activeElement.id") == f"move-{first.pk}-down"
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copy", exact=True).click()
     expect(page.locator("#copy-status")).to_have_text("Copied.")
     assert page.evaluate("navigator.clipboard.readText()") == w.project.license_key
     page.context.close()

@@ -157,7 +157,7 @@ def project_reorder(request: HttpRequest, pk: int) -> HttpResponse:
     # Keep the keyboard where it was: the page focuses the same button of the moved item.
     moved, direction = request.POST.get("moved", ""), request.POST.get("direction", "")
     focus = f"?focus=move-{moved}-{direction}" if moved.isdigit() and direction in ("up", "down") else ""
-    return redirect(reverse("portal:project", args=[project.pk]) + focus + (f"#item-{moved}" if focus else "#items"))
+    return redirect(reverse("portal:project", args=[project.pk]) + (focus or "#items"))
 
 
 class AlertRecipientForm(forms.Form):

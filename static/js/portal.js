@@ -63,3 +63,24 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 })();
+
+// A table or chart wider than the screen scrolls inside its box: make that box reachable and
+// scrollable with the keyboard, and name it (WCAG 2.1.1; axe "scrollable-region-focusable").
+function markScrollableRegions() {
+  document.querySelectorAll(".table-wrap, .heat-wrap").forEach((box) => {
+    const scrolls = box.scrollWidth > box.clientWidth + 1;
+    if (scrolls && !box.hasAttribute("tabindex")) {
+      const named = box.querySelector("caption") || box.closest("section")?.querySelector("h2, h3");
+      box.setAttribute("tabindex", "0");
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-label", `${(named && named.textContent.trim()) || "Table"} (scrolls sideways)`);
+    } else if (!scrolls && box.getAttribute("role") === "region") {
+      box.removeAttribute("tabindex");
+      box.removeAttribute("role");
+      box.removeAttribute("aria-label");
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", markScrollableRegions);
+window.addEventListener("resize", markScrollableRegions);
+document.addEventListener("toggle", markScrollableRegions, true);

@@ -276,6 +276,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Device API (SPEC section 6).
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="60/m")
 API_RATE_LIMIT_ADDRESS = env.str("API_RATE_LIMIT_ADDRESS", default="6000/m")
+# Admin API (SPEC 13): requests per token; 0 turns it off.
+ADMIN_API_RATE_LIMIT = env.str("ADMIN_API_RATE_LIMIT", default="600/m")
+# Webhooks (SPEC 14): allow endpoints on loopback, private and link-local addresses (tests, on-premise).
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
 # The HMAC key of projects' session passwords (devices/protection.py); empty: derived from SECRET_KEY.
 PROTECTION_KEY = env.str("PROTECTION_KEY", default="")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # 1 MiB, the device API's body limit

@@ -223,7 +223,8 @@ def effective_overuse_budget_expression(via: str = ""):
 
 def effective_overuse_budget_sql(alias: str) -> str:
     """The same rule for raw SQL over the items table aliased ``alias``."""
-    return f"COALESCE({alias}.overuse_budget, {OVERUSE_BUDGET_PER_DEVICE} * {alias}.quantity)"
+    # In 64 bits: 1000 x a quantity above 2,147,483 overflows an integer.
+    return f"COALESCE(CAST({alias}.overuse_budget AS BIGINT), {OVERUSE_BUDGET_PER_DEVICE} * CAST({alias}.quantity AS BIGINT))"
 
 
 class LicenseItem(models.Model):

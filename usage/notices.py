@@ -114,7 +114,7 @@ def _alert_candidates_sql() -> str:
         JOIN {lic} l ON l.id = i.license_id
         CROSS JOIN ({thresholds}) t
         WHERE l.status = %s AND l.starts_at <= %s AND l.expires_at > %s
-          AND u.lim > 0 AND u.used * 100 >= u.lim * t.threshold
+          AND u.lim > 0 AND u.used * 100 >= CAST(u.lim AS BIGINT) * t.threshold
           AND NOT EXISTS (
               SELECT 1 FROM {alert} a WHERE a.item_id = u.item_id AND a.kind = u.kind AND a.threshold = t.threshold
           )

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, IntegerField, Max, Prefetch, Q
+from django.db.models import BigIntegerField, Count, F, Max, Prefetch, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -242,11 +242,12 @@ def admin_url(name: str, *args, query: str = "") -> str:
 def _near_quota(now) -> list[dict]:
     """Quota and seat items of usable licenses at or above WARN_PERCENT, highest first."""
     live = Q(item__license__status=License.ACTIVE, item__license__starts_at__lte=now, item__license__expires_at__gt=now)
+    # In 64 bits: a quantity may be up to 2,147,483,647, and times 80 it overflows an integer.
     quota = Q(metric="barcode_scans", item__option=rules.PER_BARCODE_SCAN) & Q(
-        used__gte=(F("item__quantity") * WARN_PERCENT + 99) / 100
+        used__gte=(Cast("item__quantity", BigIntegerField()) * WARN_PERCENT + 99) / 100
     )
     for module in rules.PAGE_MODULES:
-        limit = Cast(KeyTextTransform(module, "item__quantities"), IntegerField())
+        limit = Cast(KeyTextTransform(module, "item__quantities"), BigIntegerField())
         quota |= Q(metric=f"pages_{module}", item__option=rules.PER_PAGE) & Q(
             used__gte=(limit * WARN_PERCENT + 99) / 100
         )
@@ -266,7 +267,7 @@ def _near_quota(now) -> list[dict]:
             license__expires_at__gt=now,
         )
         .annotate(active=Count("devices", filter=holding_seat_q(now, via="devices__")))
-        .filter(active__gte=(F("quantity") * WARN_PERCENT + 99) / 100)
+        .filter(active__gte=(Cast("quantity", BigIntegerField()) * WARN_PERCENT + 99) / 100)
         .select_related("license__organization", "project")[:200]
     )
     for item in seat_items:

@@ -19,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 import factory
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.db.models import F
 from django.test import Client
 from factory.django import DjangoModelFactory
 
 from devices.models import Decision, Device, QuotaCounter
 from licenses.clock import slot_start_of
 from licenses.models import License, LicenseItem, Membership, Organization, Project
-from usage.models import ConcurrencyRollup, SlotDevice, UsageCount, UsageReport, UsageRollup
+from usage.models import ConcurrencyRollup, DeviceUsageDay, SlotDevice, UsageCount, UsageReport, UsageRollup
 
 NOW = datetime(2026, 11, 27, 17, 24, tzinfo=UTC)  # on a slot boundary
 SLOT = slot_start_of(NOW)
@@ -244,6 +245,13 @@ class UsageReportFactory(DjangoModelFactory):
                 if n
             ]
         )
+        day = obj.slot_start.astimezone(UTC).date()
+        for m, n in obj.counted.items():  # the device's day, as the API adds it (usage.hot_sql)
+            if n:
+                row, _ = DeviceUsageDay.objects.get_or_create(
+                    device=obj.device, item=obj.item, day=day, metric=m, defaults={"count": 0}
+                )
+                DeviceUsageDay.objects.filter(pk=row.pk).update(count=F("count") + n)
 
     @factory.post_generation
     def concurrent(obj, create, extracted, **kwargs):

@@ -4,8 +4,8 @@ where it saves statements or Python time over the ORM; the rules stay in their h
 
 - ``read_request``: the device, its project, item and license, the item's counters, the seats
   it holds and an earlier report with the same ``report_id``: one statement, no lock.
-- ``insert_report``: the report with its answer and its per-metric counts: one statement on
-  PostgreSQL (a data-modifying CTE), two on SQLite. A second report with the same
+- ``insert_report``: the report with its answer, its per-metric counts and the device's day
+  (``DeviceUsageDay``): one statement on PostgreSQL (data-modifying CTEs), three on SQLite. A second report with the same
   ``(device, report_id)`` raises ``IntegrityError`` (the caller's transaction rolls back).
 - ``add_to_counters``: ``used += n`` for every metric of the report in one upsert returning the
   new totals: the last statement before commit, so the hot counter row is held from there to
@@ -15,16 +15,17 @@ where it saves statements or Python time over the ORM; the rules stay in their h
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import BigIntegerField, OuterRef, Q, Subquery, TextField
 from django.db.models.expressions import RawSQL
 
+from devices.context import client_address
 from devices.models import Device, QuotaCounter
 from devices.seats import held_seats_sql
-from usage.models import UsageCount, UsageReport
+from usage.models import DeviceUsageDay, UsageCount, UsageReport
 from usage.sql import param, table
 
 
@@ -77,26 +78,33 @@ def insert_report(
     response: dict[str, Any],
     received_at: datetime,
 ) -> int:
-    """Insert the report and one count row per metric of ``counted``; its id."""
-    report, count = table(UsageReport), table(UsageCount)
+    """Insert the report, one count row per metric of ``counted`` and its share of the device's
+    day (``DeviceUsageDay``, the UTC day of its slot); the report's id."""
+    report, count, day = table(UsageReport), table(UsageCount), table(DeviceUsageDay)
+    utc_day = slot_start.astimezone(UTC).date()
     values = [device_id, report_id, item_id, slot_start, body_hash, json.dumps(counted), allowed]
-    values += [json.dumps(response, ensure_ascii=False), received_at]
+    values += [json.dumps(response, ensure_ascii=False), received_at, client_address()]
     columns = "device_id, report_id, item_id, slot_start, body_hash, counted, allowed, response, received_at"
+    columns += ", client_address"
     metrics = list(counted.items())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             rows = " UNION ALL ".join(["SELECT %s::varchar, %s::integer"] * len(metrics))
-            sql = f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) RETURNING id"
+            sql = f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s::inet) RETURNING id"
             if metrics:
-                sql = f"""WITH r AS ({sql}), c AS (
+                sql = f"""WITH r AS ({sql}), m (metric, n) AS ({rows}), c AS (
                     INSERT INTO {count} (report_id, item_id, slot_start, metric, count)
-                    SELECT r.id, %s, %s, m.metric, m.n FROM r, ({rows}) m (metric, n)
+                    SELECT r.id, %s, %s, m.metric, m.n FROM r, m
+                ), d AS (
+                    INSERT INTO {day} (device_id, item_id, day, metric, count)
+                    SELECT %s, %s, %s, m.metric, m.n FROM r, m
+                    ON CONFLICT (device_id, item_id, day, metric) DO UPDATE SET count = {day}.count + excluded.count
                 ) SELECT id FROM r"""
-                values += [item_id, slot_start] + [v for pair in metrics for v in pair]
+                values += [v for pair in metrics for v in pair] + [item_id, slot_start, device_id, item_id, utc_day]
             cursor.execute(sql, [param(v) for v in values])
             return cursor.fetchone()[0]
         cursor.execute(
-            f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             [param(v) for v in values],
         )
         pk = cursor.fetchone()[0]
@@ -105,6 +113,12 @@ def insert_report(
                 f"INSERT INTO {count} (report_id, item_id, slot_start, metric, count) VALUES "
                 + ", ".join(["(%s, %s, %s, %s, %s)"] * len(metrics)),
                 [param(v) for m, n in metrics for v in (pk, item_id, slot_start, m, n)],
+            )
+            cursor.execute(
+                f"INSERT INTO {day} (device_id, item_id, day, metric, count) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s)"] * len(metrics))
+                + f" ON CONFLICT (device_id, item_id, day, metric) DO UPDATE SET count = {day}.count + excluded.count",
+                [v for m, n in metrics for v in (device_id, item_id, utc_day.isoformat(), m, n)],
             )
         return pk
 

@@ -24,7 +24,7 @@ from licenses import rules
 from portal.access import get_project_for
 from portal.charts import heat_map, line_chart, pie_chart, slot_chart
 from portal.summaries import METRIC_LABELS, metric_label, start_of_day
-from usage.models import METRICS, ConcurrencyRollup, UsageCount, UsageRollup
+from usage.models import METRICS, ConcurrencyRollup, DeviceUsageDay, UsageRollup
 
 MAX_PERIOD_DAYS = 366
 DEVICE_ROWS = 50
@@ -182,20 +182,21 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         {"start": b, "end": b + timedelta(hours=2), "values": [two_hour[(b, m)] for m in metrics]} for b in buckets
     ]
 
-    # Devices by usage in the period (from the normalized counts of each report).
+    # Devices by usage in the period, from the per-device daily rollup (usage.models.DeviceUsageDay).
     scan = Q(metric="barcode_scans")
     device_rows = list(
-        UsageCount.objects.filter(item__project=project, slot_start__gte=period_start, slot_start__lt=period_end)
+        DeviceUsageDay.objects.filter(item__project=project, day__gte=start, day__lte=end)
         .values(
-            "report__device_id",
-            "report__device__device_uuid",
-            "report__device__device_name",
-            "report__device__client_type",
-            "report__device__origin",
+            "device_id",
+            "device__device_uuid",
+            "device__device_name",
+            "device__client_type",
+            "device__origin",
         )
         .annotate(total=Sum("count"), scans=Sum("count", filter=scan), pages=Sum("count", filter=~scan))
-        .order_by("-total", "report__device_id")[:DEVICE_ROWS]
+        .order_by("-total", "device_id")[:DEVICE_ROWS]
     )
+    device_rows = [{f"report__{k}" if k.startswith("device") else k: v for k, v in r.items()} for r in device_rows]
     context = {
         "project": project,
         "form": form,

@@ -214,3 +214,11 @@ def test_register_offline_service_records_an_offline_decision_and_audit():
     from licenses.models import AuditLog
 
     assert AuditLog.objects.filter(action="device.register_offline").count() == 1
+
+
+def test_simulate_fleet_reads_a_key_starting_with_a_dash_in_both_forms():
+    from client.tools.management.commands.simulate_fleet import Command
+
+    for argv in (["--license-key", "-dashKEY"], ["--license-key=-dashKEY"]):
+        parsed = Command().create_parser("manage.py", "simulate_fleet").parse_args(argv)
+        assert parsed.license_key == "-dashKEY"

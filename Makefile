@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in emails, the demo logins and the local license's `iss` (settings.BASE_URL) follow the
+# port `make run` serves on, unless BASE_URL is set.
+BASE_URL ?= http://$(HOST):$(PORT)
 
 
 .PHONY: demo-traffic run test test-pg test-sqlite install lint format migrations bench serve worker beat clean
@@ -18,14 +21,19 @@ $(BIN)/activate: requirements.txt requirements-dev.txt
 
 install: $(BIN)/activate
 
-# Migrate, load demo data, then the web server, a Celery worker and beat until Ctrl-C.
+# Migrate, load demo data, then the web server, a Celery worker and beat until Ctrl-C or SIGTERM,
+# which stops all three once each (background jobs of a script ignore the terminal's SIGINT, so
+# each gets exactly one SIGTERM from the trap: a warm shutdown, then the trap is cleared).
 run: install
-	$(PYTHON) manage.py migrate --noinput
-	$(PYTHON) manage.py seed_demo
-	@trap 'kill 0' EXIT INT TERM; \
-	$(BIN)/celery -A dls_admin worker --loglevel=INFO --concurrency=2 & \
-	$(BIN)/celery -A dls_admin beat --loglevel=INFO & \
-	$(PYTHON) manage.py runserver --noreload $(HOST):$(PORT)
+	BASE_URL=$(BASE_URL) $(PYTHON) manage.py migrate --noinput
+	BASE_URL=$(BASE_URL) $(PYTHON) manage.py seed_demo
+	@export BASE_URL=$(BASE_URL); \
+	stop() { trap - INT TERM EXIT; kill -TERM $$web $$worker $$beat 2>/dev/null; wait $$web $$worker $$beat 2>/dev/null; }; \
+	trap stop INT TERM EXIT; \
+	$(BIN)/celery -A dls_admin worker --loglevel=INFO --concurrency=2 & worker=$$!; \
+	$(BIN)/celery -A dls_admin beat --loglevel=INFO & beat=$$!; \
+	$(PYTHON) manage.py runserver --noreload $(HOST):$(PORT) & web=$$!; \
+	wait $$web
 
 # The whole suite. DATABASE_URL picks the database (SQLite when unset).
 test: install

@@ -30,6 +30,19 @@ def parse_rfc3339(value: object) -> datetime:
         raise ValueError("is not a valid date-time") from None
 
 
+# The dates a person or a script may ask about (report ranges, job times): wide enough for any
+# real question, far enough from datetime's own limits that a day or a slot added never overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # exclusive
+
+
+def within_range(dt: datetime) -> datetime:
+    """``dt`` when it lies in [EARLIEST, LATEST); ValueError saying the range otherwise."""
+    if not EARLIEST <= dt < LATEST:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and 8999-12-31 (UTC), not {dt.isoformat()}")
+    return dt
+
+
 SLOT_SECONDS = 180
 SLOT = timedelta(seconds=SLOT_SECONDS)
 # How far a reported slot may be from the server's clock (SPEC section 6, INVALID_REQUEST).

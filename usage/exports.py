@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import TextIO
 
 from devices.models import Device
-from licenses.clock import rfc3339
+from licenses.clock import rfc3339, within_range
 from licenses.models import Project
 from usage.models import METRICS, ConcurrencyRollup, UsageRollup
 
@@ -46,11 +46,17 @@ def parse_bound(value: str) -> datetime:
     text = value.strip()
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+            return within_range(datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC))
         parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is not None:  # bounded before the shift to UTC, which could overflow
+            within_range(parsed.replace(tzinfo=UTC))
+        return within_range((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC))
+    except OverflowError:
+        raise ValueError(f"{value!r} must be between 1970-01-01 and 8999-12-31 (UTC)") from None
     except ValueError as e:
+        if "must be between" in str(e):
+            raise
         raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM:SSZ)") from e
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _between(qs, field: str, start: datetime | None, end: datetime | None):

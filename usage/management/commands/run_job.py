@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from licenses.clock import within_range
 from usage.jobs import JOBS
 
 
@@ -19,7 +20,8 @@ def parse_rfc3339(value: str) -> datetime:
         raise ValueError(f"{value!r} is not an RFC 3339 date-time (e.g. 2026-11-27T17:24:00Z)") from e
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset (end it with Z or +00:00)")
-    return parsed.astimezone(UTC)
+    within_range(parsed.replace(tzinfo=UTC))  # before the shift to UTC, which could overflow
+    return within_range(parsed.astimezone(UTC))
 
 
 class Command(BaseCommand):

@@ -117,6 +117,8 @@ class Decision(models.Model):
     # Counts and limits at that moment, e.g. {"active": 33, "quantity": 30, "ceiling": 33}.
     counts = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_index=True)
+    # The device request's address (devices.context), for key-sharing flags; None outside the API.
+    client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

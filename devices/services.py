@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Subquery
 
+from devices.context import client_address
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import (
     DEVICE_NOT_AUTHORIZED,
@@ -57,6 +58,7 @@ def record_decision(
         message=verdict.message[:500],
         counts=verdict.counts,
         created_at=now,
+        client_address=client_address(),
     )
 
 

@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "dls_admin.logging.RequestIdMiddleware",
     "api.cors.DeviceApiMiddleware",  # CORS, no cookies, JSON 404/405 under /api/ (SPEC 6)
     "dls_admin.security.TrustedProxyMiddleware",
+    "api.contact.ClientAddressMiddleware",  # device requests record their address (docs/insight.md)
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -280,6 +281,13 @@ API_RATE_LIMIT_ADDRESS = env.str("API_RATE_LIMIT_ADDRESS", default="6000/m")
 ADMIN_API_RATE_LIMIT = env.str("ADMIN_API_RATE_LIMIT", default="600/m")
 # Webhooks (SPEC 14): allow endpoints on loopback, private and link-local addresses (tests, on-premise).
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=False)
+
+# Key sharing and clone flags (usage.anomalies, docs/insight.md), per project and UTC day.
+ANOMALY_NETWORKS_PER_DAY = env.int("ANOMALY_NETWORKS_PER_DAY", default=20)  # distinct /24 or /48 networks
+ANOMALY_DOMAINS_PER_DAY = env.int("ANOMALY_DOMAINS_PER_DAY", default=5)  # registrable domains outside the allowed
+ANOMALY_HOP_MINUTES = env.int("ANOMALY_HOP_MINUTES", default=10)  # one device from far-apart networks within
+ANOMALY_ROLLBACK_MINUTES = env.int("ANOMALY_ROLLBACK_MINUTES", default=30)  # a slot reported again this far back
+SEAT_BURN_GAP_HOURS = env.int("SEAT_BURN_GAP_HOURS", default=48)  # a new UUID this soon after an old one idled
 # The HMAC key of projects' session passwords (devices/protection.py); empty: derived from SECRET_KEY.
 PROTECTION_KEY = env.str("PROTECTION_KEY", default="")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # 1 MiB, the device API's body limit

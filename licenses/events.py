@@ -27,6 +27,7 @@ EVENT_TYPES = (
     "devices.expired",
     "device.released",
     "project.key_rotated",
+    "project.anomaly",  # key sharing or clone flags of a project for a day (usage.anomalies)
 )
 STATUS_EVENTS = {
     License.ACTIVE: "license.resumed",

@@ -3,7 +3,7 @@ exports, and the staff dashboard."""
 
 from django.urls import path
 
-from .views import devices, offline, projects, protection, refusals, statistics, team
+from .views import devices, insight, offline, projects, protection, refusals, statistics, team
 
 app_name = "portal"
 urlpatterns = [
@@ -35,6 +35,12 @@ urlpatterns = [
     path("organizations/<str:org_id>/invitations/<int:pk>/cancel/", team.invitation_cancel, name="invitation_cancel"),
     path("invitations/<str:token>/", team.invitation_accept, name="invitation_accept"),
     path("staff/", projects.staff_dashboard, name="staff_dashboard"),
+    # Insight (docs/insight.md): what-if replay, right quantity, seat burn, anomaly flags.
+    path("projects/<int:pk>/insight/", insight.project_insight, name="insight"),
+    path("projects/<int:pk>/seat-burn/", insight.seat_burn, name="seat_burn"),
+    path("projects/<int:pk>/items/<int:item_pk>/what-if/", insight.item_insight, name="item_insight"),
+    path("projects/<int:pk>/items/<int:item_pk>/what-if/<int:run_pk>/", insight.replay_run, name="replay_run"),
+    path("staff/insight/", insight.staff_insight, name="staff_insight"),
 ]
 from .urls_integrations import urlpatterns as integrations_urls  # noqa: E402  (tokens and webhooks)
 

@@ -36,6 +36,7 @@ from licenses import rules
 from licenses.clock import rfc3339
 from licenses.events import emit
 from licenses.models import LicenseItem
+from usage.anomalies import detect_anomalies
 from usage.models import (
     ConcurrencyRollup,
     JobState,
@@ -308,4 +309,5 @@ JOBS: dict[str, Callable[..., dict]] = {
     "send_usage_alerts": send_usage_alerts,
     "send_renewal_reminders": send_renewal_reminders,
     "purge_old_data": purge_old_data,
+    "detect_anomalies": detect_anomalies,  # docs/insight.md, beyond SPEC section 8
 }

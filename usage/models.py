@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from devices.models import Device
@@ -26,6 +27,8 @@ class UsageReport(models.Model):
     allowed = models.BooleanField()
     response = models.JSONField()  # the first answer, replayed for a duplicate
     received_at = models.DateTimeField(db_index=True)
+    # The device request's address (devices.context), for key-sharing flags (usage.anomalies).
+    client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "report_id"], name="report_id_unique_per_device")]
@@ -174,6 +177,57 @@ class RefusalAlertSent(models.Model):
     sent_at = models.DateTimeField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "threshold", "day"], name="refusal_alert_once_a_day")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "threshold", "day"], name="refusal_alert_once_a_day")]
+
+
+class ReplayRun(models.Model):
+    """A what-if replay run as a Celery task (``usage.tasks.run_replay``) for a long window: its
+    request, its progress (0-100, by the day reached) and, once done, its result (the ``what_if``
+    JSON). docs/insight.md."""
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="replay_runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changes = models.JSONField(default=dict)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class ProjectAnomaly(models.Model):
+    """A key-sharing or clone flag of a project for one UTC day (``usage.anomalies``), with its
+    evidence; one per project, day and kind (a later run of the day updates the evidence)."""
+
+    project = models.ForeignKey("licenses.Project", on_delete=models.CASCADE, related_name="anomalies")
+    day = models.DateField()
+    kind = models.CharField(max_length=32)  # many_networks, foreign_domains, far_networks, clock_rollback
+    summary = models.CharField(max_length=500)
+    evidence = models.JSONField(default=dict)
+    detected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day", "kind"]
+        constraints = [models.UniqueConstraint(fields=["project", "day", "kind"], name="anomaly_once_a_day")]
+
+
+class AnomalyNotice(models.Model):
+    """The anomaly email (and ``project.anomaly`` event) of a project for a day: sent once."""
+
+    project = models.ForeignKey("licenses.Project", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "day"], name="anomaly_notice_once_a_day")]

@@ -43,3 +43,16 @@ def send_renewal_reminders() -> dict:
 @shared_task(name="usage.purge_old_data", acks_late=True, ignore_result=True)
 def purge_old_data() -> dict:
     return _run("purge_old_data")
+
+
+@shared_task(name="usage.detect_anomalies", acks_late=True, ignore_result=True)
+def detect_anomalies() -> dict:
+    return _run("detect_anomalies")
+
+
+@shared_task(name="usage.run_replay", acks_late=True, ignore_result=True)
+def run_replay(run_id: int) -> None:
+    """A what-if replay of a long window (``usage.replay``), its progress in its ``ReplayRun``."""
+    from usage.replay import run_stored
+
+    run_stored(run_id, now=timezone.now)

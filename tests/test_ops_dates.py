@@ -88,3 +88,29 @@ def test_the_export_download_never_fails_on_a_date(project, value, param):
     client = factories.staff_client()[0]
     response = client.get(reverse("portal:export", args=[project.pk, "usage"]), {param: value})
     assert response.status_code in (200, 400)
+
+
+PAGES = [("portal:statistics", ["start", "end", "day"]), ("portal:concurrency", ["day"])]
+
+
+@pytest.mark.parametrize(
+    "name, param, value",
+    [("portal:statistics", "end", "9999-12-31"), ("portal:statistics", "start", "0001-01-01"),
+     ("portal:concurrency", "day", "0001-01-01"), ("portal:concurrency", "day", "9999-12-31")],
+)  # fmt: skip
+def test_the_named_page_faults_are_form_errors_naming_the_field(project, name, param, value):
+    client = factories.staff_client()[0]
+    response = client.get(reverse(name, args=[project.pk]), {param: value})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert param in form.errors and ("greater than or equal to 1970-01-01" in str(form.errors[param])
+                                     or "less than or equal to 8999-12-31" in str(form.errors[param]))  # fmt: skip
+
+
+@HYPOTHESIS
+@given(page=st.sampled_from(PAGES), data=st.data())
+def test_the_portal_date_parameters_never_fail(project, page, data):
+    name, params = page
+    query = {p: data.draw(date_texts, label=p) for p in data.draw(st.sets(st.sampled_from(params), min_size=1))}
+    client = factories.staff_client()[0]
+    assert client.get(reverse(name, args=[project.pk]), query).status_code == 200

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Max, Q, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET
 
 from devices.models import OVERUSE_SPENT, QuotaCounter
 from licenses import rules
+from licenses.clock import EARLIEST, LATEST
 from portal.access import get_project_for
 from portal.charts import heat_map, line_chart, pie_chart, slot_chart
 from portal.summaries import METRIC_LABELS, metric_label, start_of_day
@@ -31,14 +33,21 @@ DEVICE_ROWS = 50
 EXPORTS = ("usage", "concurrency", "devices")
 
 
+def _date_field(label: str) -> forms.DateField:
+    """An optional UTC date within the range any date input takes (licenses.clock.within_range),
+    so a day or a period built on it never overflows; outside it, a form error on the field."""
+    return forms.DateField(
+        label=label,
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[MinValueValidator(EARLIEST.date()), MaxValueValidator((LATEST - timedelta(days=1)).date())],
+    )
+
+
 class PeriodForm(forms.Form):
-    start = forms.DateField(label="From (UTC date)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(
-        label="To (UTC date, inclusive)", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    day = forms.DateField(
-        label="Day of the 2-hour table", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    start = _date_field("From (UTC date)")
+    end = _date_field("To (UTC date, inclusive)")
+    day = _date_field("Day of the 2-hour table")
 
     def clean(self):
         data = super().clean()
@@ -235,7 +244,7 @@ def _hours(rows) -> list[dict]:
 
 
 class DayForm(forms.Form):
-    day = forms.DateField(label="Day (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    day = _date_field("Day (UTC)")
 
 
 @require_GET

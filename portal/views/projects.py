@@ -22,7 +22,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from devices.models import OVERUSE_SPENT, Decision, QuotaCounter, holding_seat_q
 from licenses import rules
-from licenses.models import AlertRecipient, AuditLog, License, LicenseItem, Membership, Organization, Project
+from licenses.models import (
+    AlertRecipient,
+    AuditLog,
+    License,
+    LicenseItem,
+    Membership,
+    Organization,
+    Project,
+    usable_q,
+)
 from portal.access import can_change, get_organization_for, get_project_for, org_roles, role_in
 from portal.summaries import WARN_PERCENT, days_left, license_state, metric_label, summarize_items
 
@@ -241,7 +250,7 @@ def admin_url(name: str, *args, query: str = "") -> str:
 
 def _near_quota(now) -> list[dict]:
     """Quota and seat items of usable licenses at or above WARN_PERCENT, highest first."""
-    live = Q(item__license__status=License.ACTIVE, item__license__starts_at__lte=now, item__license__expires_at__gt=now)
+    live = usable_q(now, via="item__license__")
     # In 64 bits: a quantity may be up to 2,147,483,647, and times 80 it overflows an integer.
     quota = Q(metric="barcode_scans", item__option=rules.PER_BARCODE_SCAN) & Q(
         used__gte=(Cast("item__quantity", BigIntegerField()) * WARN_PERCENT + 99) / 100
@@ -261,10 +270,7 @@ def _near_quota(now) -> list[dict]:
             rows.append({"item": item, "what": metric_label(counter.metric), "used": counter.used, "limit": limit})
     seat_items = (
         LicenseItem.objects.filter(
-            option__in=[rules.PER_CLIENT_DEVICE, rules.PER_SERVER],
-            license__status=License.ACTIVE,
-            license__starts_at__lte=now,
-            license__expires_at__gt=now,
+            usable_q(now, via="license__"), option__in=[rules.PER_CLIENT_DEVICE, rules.PER_SERVER]
         )
         .annotate(active=Count("devices", filter=holding_seat_q(now, via="devices__")))
         .filter(active__gte=(Cast("quantity", BigIntegerField()) * WARN_PERCENT + 99) / 100)

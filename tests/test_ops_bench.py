@@ -9,8 +9,8 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from dls_admin.loadgen import Scenario, percentile, prepare
-from dls_admin.management.commands import bench_api
+from client.tools.loadgen import Scenario, percentile, prepare
+from client.tools.management.commands import bench_api
 from tests import factories
 from usage.models import UsageCount, UsageReport
 

@@ -130,15 +130,15 @@ def serves(item: LicenseItem, *, product: str, edition: str | None, addon: str |
 def term_verdict(item: LicenseItem, *, now: datetime) -> Verdict | None:
     """The refusal of an item whose license is not active or not in its term; None if usable."""
     lic: License = item.license
+    if lic.usable_at(now):  # the rule's home (SPEC 4, "usable"); below only says which part failed
+        return None
     if lic.status != License.ACTIVE:
         return Verdict(item, False, f"license_{lic.status}", f"license {lic.license_id} is {lic.status}", code=113)
     if now < lic.starts_at:
         message = f"license {lic.license_id} starts at {rfc3339(lic.starts_at)}"
         return Verdict(item, False, "license_not_yet_effective", message, code=112)
-    if now >= lic.expires_at:
-        message = f"license {lic.license_id} expired at {rfc3339(lic.expires_at)}"
-        return Verdict(item, False, "license_expired", message, code=111)
-    return None
+    message = f"license {lic.license_id} expired at {rfc3339(lic.expires_at)}"
+    return Verdict(item, False, "license_expired", message, code=111)
 
 
 # --- counts and limits -------------------------------------------------------------------------

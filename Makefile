@@ -66,6 +66,7 @@ bench: install
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py migrate --noinput
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_jobs $(BENCH_JOBS_ARGS)
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_api --write-doc $(BENCH_ARGS)
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_replay $(BENCH_REPLAY_ARGS)
 
 # Simulated SDK devices against a running `make run` (second terminal).
 demo-traffic: install

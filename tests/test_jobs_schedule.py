@@ -23,7 +23,7 @@ WEBHOOKS = {"deliver_webhooks": "api.deliver_webhooks", "purge_idempotency_keys"
 
 def test_the_schedule_in_code_covers_every_job_with_crontab_and_expiry():
     schedule = beat_schedule()
-    assert set(schedule) == set(SPEC) | set(WEBHOOKS)
+    assert set(schedule) == set(SPEC) | set(WEBHOOKS) | {"detect_anomalies"}  # docs/insight.md, hourly
     for name, task in WEBHOOKS.items():  # SPEC 14: delivery every 10 s, idempotency keys purged daily
         assert schedule[name]["task"] == task and task in app.tasks
     assert schedule["deliver_webhooks"]["schedule"].total_seconds() == 10

@@ -229,7 +229,7 @@ def detect_anomalies(*, now: datetime) -> dict[str, Any]:
                 flagged += 1
             if flags and _notify(project, day, flags, now=now):
                 notified += 1
-    return {"flags": flagged, "notified": notified}
+    return {"job": "detect_anomalies", "flags": flagged, "notified": notified}
 
 
 def _notify(project: Project, day: date, flags: dict[str, dict[str, Any]], *, now: datetime) -> bool:

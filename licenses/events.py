@@ -57,7 +57,8 @@ def license_data(license: License) -> dict[str, Any]:
     """A license as the admin API shows it (SPEC section 13): its project is that of its items
     (the name; a license's items sit in one project when imported), items as ``import_license``
     prints them."""
-    items = list(license.items.select_related("project").order_by("id"))
+    # ``all()`` uses a ``prefetch_related("items__project")`` of the caller's list when there is one.
+    items = sorted(license.items.all(), key=lambda item: item.pk)
     return {
         "license_id": license.license_id,
         "organization_id": license.organization_id,

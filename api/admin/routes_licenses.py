@@ -50,7 +50,7 @@ def list_licenses(
     limit: int | None = None,
     cursor: str | None = None,
 ):
-    qs = visible(License.objects.all(), token_of(request))
+    qs = visible(License.objects.prefetch_related("items__project"), token_of(request))
     if organization:
         qs = qs.filter(organization_id=organization)
     if status:

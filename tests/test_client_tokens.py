@@ -106,3 +106,23 @@ def test_offline_request_writes_what_register_offline_device_reads(tmp_path, cap
     assert main(["offline-request", "--device-uuid", "w", "--product", "dbr", "--client-type", "web"]) == 2
     assert main(["offline-request", "--device-uuid", "w", "--product", "dbr", "--client-type", "mobile"]) == 0
     assert json.loads(capsys.readouterr().out)["client_type"] == "mobile"
+
+
+def test_the_sdk_sends_the_session_password_and_validation_fields(live_server, transactional_db):
+    from licenses.protection import set_protection
+    from tests.factories import NOW
+    from usage.models import UsageReport
+
+    item = factories.LicenseItemFactory(quantity=5)
+    set_protection(item.project, actor="cli:test", now=NOW, session_password="pw", allowed_process_names=["scan.exe"])
+    bare = DeviceProfile(product="dbr", client_type="desktop")
+    assert Device(ApiClient(live_server.url), item.project.license_key, "d-0", bare).authorize().error_code == 102
+    profile = DeviceProfile(product="dbr", client_type="desktop", session_password="pw", process_name="SCAN.EXE",
+                            platform="windows")  # fmt: skip
+    device = Device(ApiClient(live_server.url), item.project.license_key, "d-1", profile)
+    assert device.authorize().status_code == 200
+    from client.dls_client.sdk import Report, slot_start_of
+
+    report = Report(report_id="r-1", slot_start=slot_start_of(datetime.now(UTC)), barcode_scans=1)
+    assert device.send(report).status_code == 200 and UsageReport.objects.count() == 1
+    assert device.release().status_code == 200

@@ -190,10 +190,15 @@ class DeviceProfile:
     addon: str | None = None
     origin: str | None = None
     modules: tuple[str, ...] = ("core",)  # per_page: the modules it counts pages of
+    # Project protection (SPEC section 6): sent when the project requires them.
+    session_password: str | None = None
+    app_id: str | None = None
+    process_name: str | None = None
+    platform: str | None = None
 
     def authorize_fields(self) -> dict:
         fields = {"product": self.product, "client_type": self.client_type}
-        for name in ("edition", "addon", "origin"):
+        for name in ("edition", "addon", "origin", "session_password", "app_id", "process_name", "platform"):
             if getattr(self, name):
                 fields[name] = getattr(self, name)
         return fields
@@ -252,11 +257,17 @@ class Device:
             self.stopped = True  # refused: the SDK does not work until an authorization succeeds
         return answer
 
+    def _protected(self, body: dict) -> dict:
+        if self.profile.session_password:
+            body["session_password"] = self.profile.session_password
+        return body
+
     def send(self, report: Report) -> Answer:
-        return self.client.post("/api/v1/usage", report.body(self.license_key, self.device_uuid))
+        return self.client.post("/api/v1/usage", self._protected(report.body(self.license_key, self.device_uuid)))
 
     def release(self) -> Answer:
-        answer = self.client.post("/api/v1/release", {"license_key": self.license_key, "device_uuid": self.device_uuid})
+        body = self._protected({"license_key": self.license_key, "device_uuid": self.device_uuid})
+        answer = self.client.post("/api/v1/release", body)
         if answer.status_code == 200:
             self.authorized = False
         return answer

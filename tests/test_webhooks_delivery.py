@@ -335,3 +335,16 @@ def test_a_worker_process_killed_mid_delivery_loses_no_event(receiver):
     assert deliver_due(now=delivery.lease_until, clock=timezone.now)["delivered"] == 1
     ids = {s["headers"]["webhook-id"] for s in rx.seen}
     assert len(rx.seen) == 2 and len(ids) == 1 and rx.seen[-1]["verified"][secret]
+
+
+def test_a_2xx_after_more_than_10_seconds_is_a_failed_attempt(receiver, monkeypatch):
+    now = timezone.now()
+    endpoint_for(receiver(), now=now)
+    monkeypatch.setattr(webhooks, "post", lambda url, body, headers: httpx.Response(200))
+    ticks = iter([100.0, 110.5])
+    monkeypatch.setattr(webhooks, "_monotonic", lambda: next(ticks))
+    emit("license.created", {}, organization=None, now=now)
+    assert run_webhooks(now=now)["failed_attempts"] == 1
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code == 200 and attempt.latency_ms == 10500 and "after 10 s" in attempt.error
+    assert WebhookDelivery.objects.get().status == "pending"

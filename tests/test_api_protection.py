@@ -198,3 +198,11 @@ def test_each_change_is_audited_with_before_and_after():
     audit = AuditLog.objects.filter(action="project.protection").latest("id")
     assert audit.before["allowed_app_ids"] == [] and audit.after["allowed_app_ids"] == ["com.a", "com.b"]
     assert audit.actor_name == "cli:test"
+
+
+def test_order_rate_limit_before_key_and_password(client, settings):
+    settings.API_RATE_LIMIT = "1/m"
+    project = project_with(session_password="s3cret")
+    assert code(authorize(client, project, "d1", session_password="wrong")) == 102
+    assert code(authorize(client, project, "d1", session_password="wrong")) == 3  # the same device again
+    assert code(authorize(client, project, "d2", license_key="nope")) == 101  # another device: its own limit

@@ -18,7 +18,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 @pytest.fixture
 def w(now, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
-    w = factories.world(now)
+    return world_with_hook(now)
+
+
+def world_with_hook(now, tag: str = ""):
+    """``factories.world`` and, for the second organization, an endpoint with one delivery."""
+    w = factories.world(now, tag=tag)
     w.other_license = w.other_device.item.license
     w.other_hook, _ = create_endpoint(
         url="http://127.0.0.1:9/globex-hook", events=None, organization=w.other_org, created_by_name="t", now=now

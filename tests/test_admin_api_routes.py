@@ -360,3 +360,21 @@ def test_deliveries_and_redeliver(client, w, staff, settings, now):
 def test_unknown_routes_answer_the_error_body(client, staff_read):
     response = call(client, "GET", "/nothing-here", staff_read)
     assert response.status_code == 404
+
+
+@pytest.fixture
+def every_route(settings, now):
+    from tests.test_admin_api_isolation import other_routes, world_with_hook
+
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
+    return other_routes(world_with_hook(now))
+
+
+def test_every_route_is_401_without_a_token_and_403_for_a_read_token_writing(client, every_route):
+    read = token("read")
+    for method, path, body, _ in every_route:
+        response = call(client, method, path, None, body)
+        assert response.status_code == 401 and error(response)["code"] == 5, (method, path)
+        if method != "GET":
+            response = call(client, method, path, read, body)
+            assert response.status_code == 403 and error(response)["code"] == 6, (method, path, response.content)

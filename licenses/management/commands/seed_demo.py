@@ -6,6 +6,7 @@ printed and are public."""
 
 from __future__ import annotations
 
+import argparse
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -139,6 +140,14 @@ def demo_license_files(now: datetime) -> list[dict]:
 class Command(BaseCommand):
     help = "Create the demo organizations, users and licenses (idempotent) and print the demo logins."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--history",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="also add a month of devices and usage (default: with DEBUG on, as in make run)",
+        )
+
     def handle(self, *args, **options):
         now = timezone.now()
         created = []
@@ -155,7 +164,15 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo data: {len(created)} license(s), {len(users)} user(s) created.")
         else:
             self.stdout.write("Demo data already present: nothing changed.")
-        base = settings.BASE_URL
+        # A month of devices and usage, through the device services (by name: the command lives
+        # in the portal app, above devices and usage, which this app may not import).
+        from django.apps import apps
+        from django.core.management import call_command
+
+        history = options["history"] if options["history"] is not None else settings.DEBUG
+        if history and apps.is_installed("portal"):
+            call_command("seed_demo_history", stdout=self.stdout)
+        base = settings.BASE_URL  # make run sets it from HOST and PORT
         self.stdout.write(f"Staff login: {base}/admin/  user staff  password staff-demo-pass")
         self.stdout.write(f"Customer login: {base}/accounts/login/  user owner  password owner-demo-pass")
         self.stdout.write(

@@ -70,7 +70,7 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _contacts(project: Project, start: datetime, end: datetime) -> Iterable[tuple[datetime, str, str]]:
+def _contacts(project: Project, start: datetime, end: datetime) -> Iterable[tuple[datetime, str, str | None]]:
     """(time, device_uuid, address) of the project's recorded requests of the window."""
     decisions = (
         Decision.objects.filter(project=project, created_at__gte=start, created_at__lt=end)
@@ -160,7 +160,8 @@ def _clock_rollback(project: Project, start: datetime, end: datetime, back: time
         .values_list("device_id", "device__device_uuid", "report_id", "slot_start", "received_at")
     )
     found: list[dict[str, Any]] = []
-    current, latest, slots, flagged = None, None, set(), False
+    current, latest, flagged = None, None, False
+    slots: set[datetime] = set()
     for device_id, uuid, report_id, slot_start, received_at in reports.iterator(chunk_size=CHUNK):
         if device_id != current:
             current, latest, slots, flagged = device_id, None, set(), False
@@ -191,7 +192,7 @@ def project_flags(project: Project, day: date) -> dict[str, dict[str, Any]]:
     """The flags of ``project`` for ``day``: ``{kind: {"summary", "evidence"}}``."""
     limits = thresholds()
     start, end = _day_bounds(day)
-    contacts = list(_contacts(project, start, end))
+    contacts = [(at, uuid, address) for at, uuid, address in _contacts(project, start, end) if address]
     flags = {
         "many_networks": _many_networks(project, contacts, limits["networks_per_day"]),
         "foreign_domains": _foreign_domains(project, start, end, limits["domains_per_day"]),

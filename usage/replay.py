@@ -77,7 +77,13 @@ class PolicyError(ValueError):
 
 def parse_changes(item: LicenseItem, pairs: list[str] | dict[str, Any]) -> dict[str, Any]:
     """``["quantity=8", "overuse_percent=20"]`` (or a dict) into checked field values."""
-    raw = dict(p.split("=", 1) if "=" in p else (p, "") for p in pairs) if isinstance(pairs, list) else dict(pairs)
+    raw: dict[str, Any] = {}
+    if isinstance(pairs, dict):
+        raw.update(pairs)
+    else:
+        for pair in pairs:
+            name, _, value = pair.partition("=")
+            raw[name] = value
     allowed = FIELDS.get(item.option, ())
     out: dict[str, Any] = {}
     for name, value in raw.items():
@@ -495,7 +501,7 @@ class Replay:
         report = _ReplayReport(device=device, item=item, now=now, pages=pages)
         if item.option == rules.PER_CONCURRENT_DEVICE and counted and holds and usable:
             report.slot_verdict = self._admit(event, item)
-        verdict = _usage_verdict(report, self.counters)
+        verdict = _usage_verdict(report, self.counters)  # type: ignore[arg-type]  # reads only _ReplayReport's fields
         without_seat = (
             not verdict.allowed and verdict.code == DEVICE_NOT_AUTHORIZED and event.device_uuid in self.refused_here
         )

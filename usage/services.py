@@ -338,12 +338,12 @@ def slot_verdict(
     or refused. Reads and writes nothing: ``admit_to_slot`` writes what it says, and a what-if
     replay (``usage.replay``) keeps its slots in memory."""
     slot = rfc3339(slot_start)
-    counts = overuse_counts(item, counters)
+    counts: dict[str, Any] = dict(overuse_counts(item, counters))
     n = active
     counts.update({"slot": slot, "active": n})
     if counted:
         return Verdict(item, True, "slot_already_counted", counts=counts)
-    if n < item.quantity:
+    if n < counts["quantity"]:
         counts["active"] = n + 1
         return Verdict(item, True, "slot_within_quantity", counts=counts)
     if n < counts["ceiling"] and counts["spent"] < counts["budget"]:

@@ -5,6 +5,7 @@ and the staff's upsell and anomaly list. Owners and staff run replays; viewers r
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -49,7 +50,7 @@ class WindowForm(forms.Form):
     end = forms.DateField(label="To (UTC, exclusive)")
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("start") and data.get("end"):
             try:
                 check_window(_midnight(data["start"]), _midnight(data["end"]))
@@ -59,7 +60,7 @@ class WindowForm(forms.Form):
 
 
 def _policy_form(item: LicenseItem, data=None) -> forms.Form:
-    fields = {}
+    fields: dict[str, forms.Field] = {}
     for name in FIELDS.get(item.option, ()):
         if name == "quantities":
             for module, quantity in sorted((item.quantities or {}).items()):
@@ -128,7 +129,7 @@ def item_insight(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
                 policy.add_error(e.field if e.field in policy.fields else None, e.reason)
             else:
                 if (end - start).days > INLINE_DAYS:
-                    run = ReplayRun.objects.create(
+                    run = ReplayRun.objects.create(  # type: ignore[misc]  # login_required: a User
                         item=item,
                         requested_by=request.user,
                         changes=changes,
@@ -225,7 +226,7 @@ def staff_insight(request: HttpRequest) -> HttpResponse:
         .annotate(refusals=Count("id"), devices=Count("device_uuid", distinct=True))
         .order_by("-refusals", "item_id")[:50]
     )
-    rows = list(refusing)
+    rows: list[dict[str, Any]] = [dict(r) for r in refusing]
     items = LicenseItem.objects.select_related("project__organization").in_bulk([r["item_id"] for r in rows])
     for r in rows:
         r["item"] = items.get(r["item_id"])

@@ -76,7 +76,8 @@ def right_quantity(item: LicenseItem, *, start: datetime, end: datetime) -> dict
         return None
     # A ceiling above every device the window saw and the item holds refuses no one.
     hi = max(1, devices_seen(item, start, end) + Device.objects.filter(item_id=item.pk).count())
-    current = _replay(item, item.quantity, start, end)
+    quantity = item.quantity or 1  # the options here always have one
+    current = _replay(item, quantity, start, end)
     zero_q, zero = _smallest(item, start, end, lambda r: r.refused == 0, hi)
     one_q, one = _smallest(item, start, end, lambda r: share_refused(item, r) < SHARE, zero_q)
 
@@ -91,7 +92,7 @@ def right_quantity(item: LicenseItem, *, start: datetime, end: datetime) -> dict
     return {
         "item": item.item_id,
         "option": item.option,
-        "current": figure(item.quantity, current),
+        "current": figure(quantity, current),
         "none_refused": figure(zero_q, zero),
         "under_1_percent": figure(one_q, one),
     }

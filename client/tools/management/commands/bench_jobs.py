@@ -311,13 +311,15 @@ class Command(BaseCommand):
 
         def bare_alerts():
             # The same work without the email: count seats per item, insert the crossed thresholds.
+            from devices.models import holding_seat_sql
+
             return sql(
-                """
+                f"""
                 INSERT INTO usage_alertsent (item_id, kind, threshold, sent_at)
                 SELECT u.item_id, 'seats', t.threshold, %s
                 FROM (SELECT d.item_id, count(*) AS used, i.quantity AS lim
                       FROM devices_device d JOIN licenses_licenseitem i ON i.id = d.item_id
-                      WHERE d.state = 'active' AND d.active_until > %s GROUP BY d.item_id, i.quantity) u
+                      WHERE {holding_seat_sql("d")} GROUP BY d.item_id, i.quantity) u
                 CROSS JOIN (VALUES (60), (80), (100)) t(threshold)
                 WHERE u.used * 100 >= u.lim * t.threshold
                 ON CONFLICT DO NOTHING

@@ -158,7 +158,7 @@ class SeatCounter(models.Model):
     """The number of devices of an item whose ``state`` is ``active`` (SPEC section 4: seats and
     servers counted in constant time). It moves in the same transaction as every state or item
     change of a device, through ``devices.seats`` (``take_seat``, ``free_seat``,
-    ``seat_moved``); ``repair_seat_counts`` recounts it from the devices.
+    ``free_seats``); ``repair_seat_counts`` recounts it from the devices.
 
     It counts ``active`` rows, not seats held: a device whose ``active_until`` has come holds no
     seat but stays counted until the expiry job (or a full item's own clean-up) marks it

@@ -4,6 +4,8 @@ redeliver action. Registered from ``api.admin`` (Django's admin autodiscovery)."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -40,10 +42,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix", "organization__id", "organization__name"]
     actions = ["revoke"]
 
-    def get_form(self, request, obj=None, **kwargs):
+    def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = ApiTokenForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -70,7 +72,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             organization=obj.organization,
             name=obj.name,
             now=now,
-            expires_at=now + timezone.timedelta(days=days) if days else None,
+            expires_at=now + timedelta(days=days) if days else None,
             created_by=request.user,
         )
         obj.pk = token.pk
@@ -129,7 +131,8 @@ class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["attempted_at", "status_code", "latency_ms", "response_excerpt", "error"]
+    fields = ("attempted_at", "status_code", "latency_ms", "response_excerpt", "error")
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -170,7 +173,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             before = endpoint_data(WebhookEndpoint.objects.get(pk=obj.pk))
             obj.events = form.cleaned_data.get("events") or []
             obj.save()
-            secret = update_endpoint(
+            new_secret = update_endpoint(
                 obj, now=now, enabled=obj.enabled, rotate_secret=form.cleaned_data.get("rotate_secret", False)
             )
             record_audit(
@@ -181,9 +184,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 after=endpoint_data(obj),
                 organization=obj.organization,
             )
-            if secret:
+            if new_secret:
                 messages.warning(
-                    request, f"The new signing secret (shown only now; the old one signs for 24 h): {secret}"
+                    request, f"The new signing secret (shown only now; the old one signs for 24 h): {new_secret}"
                 )
         except WebhookError as e:
             messages.error(request, str(e))

@@ -404,7 +404,7 @@ def _endpoint_failed(endpoint: WebhookEndpoint, *, now: datetime) -> None:
 def _email_staff_disabled(endpoint_id: int) -> None:
     endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
     staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
-    to = sorted(set(staff.values_list("email", flat=True))) or [email for _, email in settings.ADMINS]
+    to = sorted(set(staff.values_list("email", flat=True))) or [str(admin[1]) for admin in settings.ADMINS]
     if not to:
         logger.warning("webhook endpoint %s disabled: no staff email", endpoint_id)
         return

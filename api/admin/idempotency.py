@@ -26,7 +26,7 @@ HEADER = "Idempotency-Key"
 
 def _digest(request: HttpRequest) -> str:
     h = hashlib.sha256()
-    h.update(request.method.encode() + b" " + request.path.encode() + b"\n")
+    h.update(f"{request.method} {request.path}\n".encode())
     h.update(request.body or b"")
     return h.hexdigest()
 

@@ -44,8 +44,8 @@ def _not_found(request, exc):
     return refusal_response(Refusal(NOT_FOUND, "no such object"))
 
 
-api.add_exception_handler(ValidationError, _validation_error)
-api.add_exception_handler(HttpError, _http_error)
+api.add_exception_handler(ValidationError, _validation_error)  # type: ignore[arg-type]
+api.add_exception_handler(HttpError, _http_error)  # type: ignore[arg-type]
 
 from django.core.exceptions import RequestDataTooBig  # noqa: E402
 

@@ -105,7 +105,7 @@ def post_rotate_key(request: HttpRequest, id: str, payload: RotateKeyRequest):
         rotated = rotate_key(project, grace_days=payload.grace_days, actor=actor(request), now=now)
         return 200, {
             "license_key": rotated.license_key,
-            "old_key_expires_at": rfc3339(rotated.previous_key_expires_at),
+            "old_key_expires_at": rfc3339(rotated.previous_key_expires_at or now),
         }
 
     return write(request, run, now=now)

@@ -75,7 +75,7 @@ def claims(token: str) -> dict:
 def run_page(browser, url: str) -> dict:  # noqa: F811
     page = new_page(browser)
     page.goto(url)
-    page.wait_for_function("window.result !== undefined", timeout=15000)
+    page.wait_for_function("window.result !== undefined", timeout=60000)  # a loaded CI machine is slow
     result = page.evaluate("window.result")
     page.context.close()
     return result

@@ -24,7 +24,7 @@ PERIODS = [("1", "Last 24 hours"), ("7", "Last 7 days"), ("30", "Last 30 days"),
 
 
 class RefusalFilterForm(forms.Form):
-    days = forms.ChoiceField(label="Period", choices=PERIODS, required=False)
+    days = forms.ChoiceField(label="Period", choices=PERIODS, required=False, initial="7")
     item = forms.TypedChoiceField(label="Item", coerce=int, required=False, empty_value=None)
     rule = forms.CharField(label="Rule", required=False, max_length=64, widget=forms.HiddenInput)
 

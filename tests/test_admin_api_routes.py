@@ -378,3 +378,9 @@ def test_every_route_is_401_without_a_token_and_403_for_a_read_token_writing(cli
         if method != "GET":
             response = call(client, method, path, read, body)
             assert response.status_code == 403 and error(response)["code"] == 6, (method, path, response.content)
+
+
+def test_ids_that_are_digits_only_in_unicode_are_404_not_500(client, staff):
+    for path in ("/projects/%C2%B3", "/projects/%C2%B3/devices", "/webhooks/%C2%B3", "/projects/1/devices?item=%C2%B3"):
+        assert call(client, "GET", path, staff).status_code in (400, 404), path
+    assert call(client, "GET", "/licenses?project=%C2%B3", staff).status_code == 200

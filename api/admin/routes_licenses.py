@@ -60,7 +60,7 @@ def list_licenses(
     if project:
         qs = (
             qs.filter(items__project__name=project).distinct()
-            if not project.isdigit()
+            if not (project.isascii() and project.isdigit() and len(project) <= 18)
             else qs.filter(items__project_id=int(project)).distinct()
         )
     before, after = time_filter(expires_before, "expires_before"), time_filter(expires_after, "expires_after")

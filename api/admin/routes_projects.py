@@ -33,7 +33,7 @@ INT_COLUMNS = {"count", "active_devices", "limit", "overuse_devices"}
 
 
 def _project(request: HttpRequest, id: str) -> Project:
-    if not id.isdigit() or len(id) > 18:
+    if not (id.isascii() and id.isdigit()) or len(id) > 18:
         raise not_found("project")
     return get_visible(Project.objects.select_related("organization"), token_of(request), "project", pk=int(id))
 
@@ -174,7 +174,7 @@ def list_devices(
     if q:
         qs = qs.filter(Q(device_uuid__icontains=q) | Q(device_name__icontains=q) | Q(origin__icontains=q))
     if item:
-        if not item.isdigit() or len(item) > 18:
+        if not (item.isascii() and item.isdigit()) or len(item) > 18:
             raise invalid({"item": "must be an item id"})
         qs = qs.filter(item_id=int(item))
     return page(qs, limit=limit, cursor=cursor, render=device_data, when="first_authorized_at")

@@ -20,7 +20,7 @@ router = Router(tags=["webhooks"])
 
 
 def _endpoint(request: HttpRequest, id: str) -> WebhookEndpoint:
-    if not id.isdigit() or len(id) > 18:
+    if not (id.isascii() and id.isdigit()) or len(id) > 18:
         raise not_found("webhook")
     return get_visible(WebhookEndpoint.objects.all(), token_of(request), "webhook", pk=int(id))
 
@@ -134,7 +134,7 @@ def list_deliveries(request: HttpRequest, id: str, limit: int | None = None, cur
 )
 def post_redeliver(request: HttpRequest, id: str, delivery_id: str):
     endpoint = _endpoint(request, id)
-    if not delivery_id.isdigit() or len(delivery_id) > 18:
+    if not (delivery_id.isascii() and delivery_id.isdigit()) or len(delivery_id) > 18:
         raise not_found("delivery")
     delivery = WebhookDelivery.objects.filter(endpoint=endpoint, pk=int(delivery_id)).select_related("event").first()
     if delivery is None:

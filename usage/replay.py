@@ -155,6 +155,9 @@ class ReplaySeats:
         if device.state == Device.ACTIVE and device.item_id is not None:
             self.active.add(device.device_uuid)
             heapq.heappush(self._until, (device.active_until, device.device_uuid))
+            if len(self._until) > 4 * len(self.active) + 64:  # every contact pushes: keep it O(devices)
+                self._until = [(self.devices[u].active_until, u) for u in self.active]
+                heapq.heapify(self._until)
         else:
             self.active.discard(device.device_uuid)
 

@@ -95,9 +95,8 @@ class DeviceApiMiddleware:
         if device_api and request.method == "OPTIONS" and path in DEVICE_ENDPOINTS:
             response = self._preflight(request)
         else:
-            response = _read_chunked(request) if _is_chunked(request) else None
-            if response is None:
-                response = self.get_response(request)
+            early = _read_chunked(request) if _is_chunked(request) else None
+            response = early if early is not None else self.get_response(request)
             response = _json_error_page(request, response)
         if device_api:
             response["Access-Control-Allow-Origin"] = request.META.get("HTTP_ORIGIN") or "*"

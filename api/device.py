@@ -58,7 +58,7 @@ class StrictJsonParser(Parser):
     """Content-Type application/json, UTF-8, plain JSON (no NaN), valid Unicode strings."""
 
     def parse_body(self, request: HttpRequest):
-        if request.content_type.lower() != "application/json":
+        if (request.content_type or "").lower() != "application/json":
             raise BodyProblem("Content-Type", "must be application/json")
         charset = (request.content_params or {}).get("charset", "utf-8").lower()
         if charset not in ("utf-8", "utf8"):

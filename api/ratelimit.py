@@ -172,5 +172,5 @@ def check_rate_limit(*, license_key: str, device_uuid: str, address: str, now: f
         waits.append(hit("dev", f"{license_key}\x00{device_uuid}", device_rate, now))
     if address_rate is not None:
         waits.append(hit("addr", str(address or ""), address_rate, now))
-    waits = [w for w in waits if w is not None]
-    return max(waits) if waits else None
+    known = [w for w in waits if w is not None]
+    return max(known) if known else None

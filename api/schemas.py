@@ -6,7 +6,7 @@ the OpenAPI document says. Anything else is INVALID_REQUEST with a ``fields`` ma
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, model_validator
@@ -44,7 +44,7 @@ Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 PageModule = Literal["core", "webcam", "pdfr", "ocr"]
 DateTime = Annotated[datetime, BeforeValidator(parse_rfc3339), Field(json_schema_extra={"format": "date-time"})]
 
-assert set(rules.PAGE_MODULES) == set(PageModule.__args__)
+assert set(rules.PAGE_MODULES) == set(get_args(PageModule))
 
 
 class _Request(Schema):

@@ -4,7 +4,7 @@ accept exactly the same values, because both are built from these."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr
 from pydantic_core import PydanticCustomError
@@ -63,5 +63,5 @@ SdkVersion = Annotated[StrictStr, Field(max_length=64, pattern=NO_CONTROL)] | No
 SessionPassword = Annotated[StrictStr, Field(max_length=255)] | None
 ValidationValue = Annotated[StrictStr, Field(max_length=255, pattern=NO_CONTROL)] | None
 
-assert set(rules.EDITIONS) == set(Edition.__args__) and set(rules.CLIENT_TYPES) == set(ClientType.__args__)
-assert set(rules.PRODUCTS) == set(Product.__args__)
+assert set(rules.EDITIONS) == set(get_args(Edition)) and set(rules.CLIENT_TYPES) == set(get_args(ClientType))
+assert set(rules.PRODUCTS) == set(get_args(Product))

@@ -44,7 +44,7 @@ def session_password_verdict(project: Project, given: str | None) -> Verdict | N
 
 
 def is_windows(platform: str | None) -> bool:
-    return bool(platform) and platform.strip().lower().startswith("win")
+    return bool(platform and platform.strip().lower().startswith("win"))
 
 
 def validation_verdict(

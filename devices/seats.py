@@ -169,7 +169,7 @@ def held_seats(item: LicenseItem, *, now: datetime) -> int:
     return max(0, row[0])
 
 
-def recount(*, fix: bool = True) -> list[tuple[int, int | None, int]]:
+def recount(*, fix: bool = True) -> list[tuple[int, int, int]]:
     """(item id, counter, active devices) for every seat item whose counter is wrong; with
     ``fix``, each is set to the live count (locking its row while it recounts). An item without
     a counter row yet is right by definition: its first seat creates it from the live devices."""

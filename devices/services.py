@@ -150,9 +150,15 @@ def active_seats(item: LicenseItem, *, now: datetime) -> int:
     return held_seats(item, now=now)
 
 
+def quantity_of(item: LicenseItem) -> int:
+    """The quantity of a scan, seat, server or concurrent item (never null for those options)."""
+    assert item.quantity is not None, f"{item.option} items have a quantity"
+    return item.quantity
+
+
 def seat_counts(item: LicenseItem, *, now: datetime) -> dict[str, int]:
     """{"active", "quantity", "ceiling"} of a client-device or server item."""
-    return {"active": active_seats(item, now=now), "quantity": item.quantity, "ceiling": item.seat_ceiling}
+    return {"active": active_seats(item, now=now), "quantity": quantity_of(item), "ceiling": item.seat_ceiling}
 
 
 def counter_values(item: LicenseItem) -> dict[str, int]:
@@ -171,13 +177,13 @@ def remaining(
     option = item.option
     if option == rules.PER_BARCODE_SCAN:
         used = (counters if counters is not None else counter_values(item)).get("barcode_scans", 0)
-        return {"barcode_scans": max(0, item.quantity - used)}
+        return {"barcode_scans": max(0, quantity_of(item) - used)}
     if option == rules.PER_PAGE:
         counters = counters if counters is not None else counter_values(item)
         return {"pages": {m: max(0, q - counters.get(f"pages_{m}", 0)) for m, q in page_quotas(item).items()}}
     if option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER):
         held = active_seats(item, now=now) if seats_held is None else seats_held
-        return {"seats" if option == rules.PER_CLIENT_DEVICE else "servers": max(0, item.quantity - held)}
+        return {"seats" if option == rules.PER_CLIENT_DEVICE else "servers": max(0, quantity_of(item) - held)}
     return {}
 
 
@@ -208,7 +214,7 @@ def items_and_device(project: Project, device_uuid: str) -> tuple[list[LicenseIt
     if not items:
         return items, mine.first()
     first = items[0]
-    if first._device_id is None:
+    if first._device_id is None:  # type: ignore[attr-defined]  # annotated above
         return items, None
     values = {name: getattr(first, f"_device_{name}") for name in _DEVICE_FIELDS}
     device = Device(project=project, device_uuid=device_uuid, **values)
@@ -233,12 +239,12 @@ def quota_verdict(item: LicenseItem, counters: dict[str, int], *, modules: set[s
     report counts: any of them exhausted refuses; with None (authorization) all must be."""
     grace = item.quota_grace_percent
     if item.option == rules.PER_BARCODE_SCAN:
-        used, quantity = counters.get("barcode_scans", 0), item.quantity
-        counts = {"used": used, "quantity": quantity, "grace": grace}
+        used, quantity = counters.get("barcode_scans", 0), quantity_of(item)
+        scan_counts = {"used": used, "quantity": quantity, "grace": grace}
         if item.quota_limit_reached(quantity, used):
             message = f"{used} of {quantity} barcode scans are used (grace {grace}%)"
-            return Verdict(item, False, "quota_exhausted", message, code=120, counts=counts)
-        return Verdict(item, True, "quota_available", counts=counts)
+            return Verdict(item, False, "quota_exhausted", message, code=120, counts=scan_counts)
+        return Verdict(item, True, "quota_available", counts=scan_counts)
     quotas = page_quotas(item)
     exhausted = sorted(m for m, q in quotas.items() if item.quota_limit_reached(q, counters.get(f"pages_{m}", 0)))
     counts: dict[str, Any] = {
@@ -310,7 +316,7 @@ def seat_verdict(
 def overuse_counts(item: LicenseItem, counters: dict[str, int] | None = None) -> dict[str, int]:
     spent = (counters if counters is not None else counter_values(item)).get(OVERUSE_SPENT, 0)
     return {
-        "quantity": item.quantity,
+        "quantity": quantity_of(item),
         "ceiling": item.concurrency_ceiling,
         "budget": item.effective_overuse_budget,
         "spent": spent,
@@ -492,7 +498,8 @@ def _authorize_locked(
     candidates = list(matching)
     if device is not None and device.item_id in {i.pk for i in matching}:
         # A device bound to an item that still serves it stays there (and never takes a second seat).
-        candidates.sort(key=lambda i: i.pk != device.item_id)
+        bound = device.item_id
+        candidates.sort(key=lambda i: i.pk != bound)
     verdicts: dict[int, Verdict] = {}
     for item in candidates:
         verdict = item_verdict(item, device, origin=origin, now=now, device_uuid=data.device_uuid)

@@ -33,7 +33,7 @@ class KeyOptionMixin:
     shell (``run_from_argv``) and from ``call_command`` alike."""
 
     def create_parser(self, prog_name, subcommand, **kwargs):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser = super().create_parser(prog_name, subcommand, **kwargs)  # type: ignore[misc]  # a BaseCommand mixin
         parse_args = parser.parse_args
 
         def glued(args=None, namespace=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -45,9 +46,10 @@ def refusal_shares(*, now: datetime) -> list[dict]:
     return shares
 
 
-def top_rules(project_id: int, *, now: datetime) -> list[dict]:
-    return list(
-        Decision.objects.filter(
+def top_rules(project_id: int, *, now: datetime) -> list[dict[str, Any]]:
+    return [
+        dict(row)
+        for row in Decision.objects.filter(
             project_id=project_id,
             endpoint=Decision.AUTHORIZE,
             allowed=False,
@@ -57,7 +59,7 @@ def top_rules(project_id: int, *, now: datetime) -> list[dict]:
         .values("rule", "code")
         .annotate(n=Count("id"))
         .order_by("-n", "rule")[:TOP_RULES]
-    )
+    ]
 
 
 def send_refusal_alerts(*, now: datetime) -> dict:

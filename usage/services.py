@@ -108,8 +108,9 @@ def _handle(data, digest: str, *, now: datetime) -> dict[str, Any] | Refusal:
         return never_authorized(project=project, endpoint=Decision.USAGE, device_uuid=data.device_uuid, now=now)
     if device.item_id is None:
         return never_authorized(project=device.project, endpoint=Decision.USAGE, device_uuid=data.device_uuid, now=now)
-    if device._earlier_report is not None:
-        earlier = UsageReport.objects.select_related("item").get(pk=device._earlier_report)
+    earlier_pk = device._earlier_report  # type: ignore[attr-defined]  # read by read_request
+    if earlier_pk is not None:
+        earlier = UsageReport.objects.select_related("item").get(pk=earlier_pk)
         return _replay(device.project, device, earlier, digest, now=now)
     return _record(device.project, device, data, digest, now=now)
 
@@ -149,6 +150,7 @@ class _Report:
 
     def __init__(self, device: Device, data, *, now: datetime) -> None:
         self.device, self.data, self.now = device, data, now
+        assert device.item is not None  # a device that reports was bound to an item
         self.item: LicenseItem = device.item
         self.pages = {m: n for m, n in sorted(data.pages.items()) if n}
         self.scans = data.barcode_scans
@@ -176,7 +178,7 @@ class _Report:
     def counters_after(self, totals: dict[str, int] | None = None) -> dict[str, int]:
         """The item's counters with this report in: as read plus its amounts, or the totals
         the upsert returned (metrics it did not touch as read)."""
-        counters = dict(self.device._counters)
+        counters = dict(self.device._counters)  # type: ignore[attr-defined]  # read by read_request
         if totals is None:
             for metric, n in self.quota_amounts.items():
                 counters[metric] = counters.get(metric, 0) + n
@@ -189,7 +191,8 @@ class _Report:
 
     def answer(self, verdict: Verdict, counters: dict[str, int], project) -> dict[str, Any]:
         device, item, now = self.device, self.item, self.now
-        left = remaining(item, now=now, counters=counters, seats_held=device._seats_held)
+        held = device._seats_held  # type: ignore[attr-defined]  # read by read_request
+        left = remaining(item, now=now, counters=counters, seats_held=held)
         body: dict[str, Any] = {
             "status": "accepted",
             "allowed": verdict.allowed,
@@ -200,6 +203,7 @@ class _Report:
         if verdict.allowed:
             body["local_license"] = local_license(project=project, device=device, item=item, remaining=left, now=now)
         else:
+            assert verdict.code is not None
             body["error"] = error_detail(verdict.code, verdict.message)
         return body
 

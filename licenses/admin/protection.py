@@ -58,7 +58,7 @@ class ProjectProtectionForm(forms.ModelForm):
         return domains
 
 
-class ProtectionAdminMixin:
+class ProtectionAdminMixin(admin.ModelAdmin):
     """For ``ProjectAdmin``: the protection fields (saved and audited by ``set_protection``) and
     the rotation actions."""
 

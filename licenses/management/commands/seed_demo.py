@@ -194,6 +194,10 @@ class Command(BaseCommand):
                     username=username, password=password, email=email, is_staff=staff, is_superuser=staff
                 )
                 created.append(username)
-            if organization_id and not Membership.objects.filter(user=user, organization_id=organization_id).exists():
+            if (
+                organization_id
+                and role
+                and not Membership.objects.filter(user=user, organization_id=organization_id).exists()
+            ):
                 Membership.objects.create(user=user, organization_id=organization_id, role=role)
         return created

@@ -36,5 +36,5 @@ class Command(KeyOptionMixin, BaseCommand):  # --license-key -abc works too
             raise CommandError("--license-key: no project has this license key")
         out = getattr(self.stdout, "_out", sys.stdout)
         if out is sys.stdout and (out.encoding or "").lower().replace("-", "") != "utf8":
-            out.reconfigure(encoding="utf-8")  # the contract is UTF-8 whatever the locale
+            sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]  # SPEC 9: UTF-8 whatever the locale
         write_csv(project=project, what=what, start=bounds.get("--from"), end=bounds.get("--to"), out=out)

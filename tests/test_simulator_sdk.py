@@ -94,3 +94,42 @@ def test_it_returns_refusals_as_answers():
     )
     answer = client.post("/api/v1/authorize", {})
     assert answer.status_code == 403 and answer.error_code == 120 and answer.attempts == 1
+
+
+def test_it_fails_over_to_the_next_server_with_the_same_body_and_stays_there():
+    seen: list[tuple[str, dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, json.loads(request.content)))
+        if request.url.host == "a.example":
+            raise httpx.ConnectError("down", request=request)
+        return httpx.Response(200, json={"status": "accepted", "allowed": True})
+
+    client = ApiClient(
+        ["https://a.example/", "https://b.example"],
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        sleep=lambda s: None,
+        rng=random.Random(1),
+    )
+    body = {"device_uuid": "d1", "report_id": "r1"}
+    assert client.post("/api/v1/usage", body).status_code == 200
+    assert [host for host, _ in seen] == ["a.example", "b.example"]
+    assert seen[0][1] == seen[1][1] == body  # the retry on the other server is the same report
+    assert client.stats["failovers"] == 1 and client.base_url == "https://b.example"
+    client.post("/api/v1/usage", {"device_uuid": "d1", "report_id": "r2"})
+    assert [host for host, _ in seen][2:] == ["b.example"]  # it stays on the server that answers
+
+
+def test_a_server_error_also_moves_to_the_next_server():
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(503 if request.url.host == "a.example" else 200, json={})
+
+    client = ApiClient(
+        ["https://a.example", "https://b.example"],
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        sleep=lambda s: None,
+    )
+    assert client.post("/api/v1/authorize", {}).status_code == 200 and hosts == ["a.example", "b.example"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -114,13 +114,15 @@ class Answer:
 
 
 class ApiClient:
-    """HTTP with retries. A network error (or an injected one) is retried with the same body, so
-    a report the server did receive is answered ``duplicate`` and counted once; 429 waits
-    ``Retry-After``; 5xx is retried; anything else is an answer."""
+    """HTTP with retries and failover. A network error (or an injected one) is retried with the
+    same body, so a report the server did receive is answered ``duplicate`` and counted once; 429
+    waits ``Retry-After``; 5xx is retried; anything else is an answer. ``base_url`` may be several
+    server URLs (one deployment behind several addresses): a network error or a 5xx moves to the
+    next one, which then stays in use while it answers."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         http: httpx.Client | None = None,
         error_rate: float = 0.0,
@@ -129,14 +131,35 @@ class ApiClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("base_url: at least one server URL")
+        self.base_urls = [url.rstrip("/") for url in urls]
+        self._current = 0
         self.http = http or httpx.Client(timeout=30.0)
         self.error_rate = error_rate
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.rng = rng or random.Random()
         self.sleep = sleep
-        self.stats = {"requests": 0, "injected_errors": 0, "lost_responses": 0, "retries": 0, "rate_limited": 0}
+        self.stats = {
+            "requests": 0,
+            "injected_errors": 0,
+            "lost_responses": 0,
+            "retries": 0,
+            "rate_limited": 0,
+            "failovers": 0,
+        }
+
+    @property
+    def base_url(self) -> str:
+        """The server URL in use."""
+        return self.base_urls[self._current]
+
+    def _fail_over(self) -> None:
+        if len(self.base_urls) > 1:
+            self._current = (self._current + 1) % len(self.base_urls)
+            self.stats["failovers"] += 1
 
     def _send(self, path: str, body: dict) -> httpx.Response:
         roll = self.rng.random() if self.error_rate else 1.0
@@ -161,6 +184,7 @@ class ApiClient:
                 response = self._send(path, body)
             except httpx.TransportError as exc:
                 last_error = exc
+                self._fail_over()
                 self.sleep(min(2.0, self.backoff_s * 2 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0))
                 continue
             if response.status_code == 429:
@@ -169,6 +193,7 @@ class ApiClient:
                 continue
             if response.status_code >= 500:
                 last_error = httpx.HTTPStatusError("server error", request=response.request, response=response)
+                self._fail_over()
                 self.sleep(min(2.0, self.backoff_s * 2 ** (attempt - 1)))
                 continue
             try:

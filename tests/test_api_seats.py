@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from devices.models import Decision, Device
-from devices.services import seat_counts
 from devices.signing import verify_local_license
+from devices.verdicts import seat_counts
 from tests import factories
 from tests.factories import NOW, SLOT, authorize, error_of, minutes, move_clock, release, report
 

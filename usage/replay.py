@@ -2,7 +2,7 @@
 rule code the API uses, with some policy fields changed (docs/insight.md).
 
 Nothing here re-derives a rule. The verdicts are the API's own functions
-(``devices.services.item_verdict`` for authorizations, ``usage.services._usage_verdict`` for
+(``devices.verdicts.item_verdict`` for authorizations, ``usage.services._usage_verdict`` for
 reports, ``usage.services.slot_verdict`` for a concurrent slot, ``active_until_for`` for how long
 a contact keeps a device active); the replay only gives them an in-memory state instead of the
 database: its own devices (unsaved ``Device`` objects), a seat book (``ReplaySeats``: the two
@@ -35,7 +35,8 @@ from django.db.models.fields.json import KT
 from devices.models import OVERUSE_SPENT, Decision, Device
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, TERM_CODES
 from devices.seats import Take, seat_refused
-from devices.services import active_until_for, item_verdict, offline_active_until, term_verdict
+from devices.services import offline_active_until
+from devices.verdicts import active_until_for, item_verdict, term_verdict
 from licenses import rules
 from licenses.clock import rfc3339
 from licenses.models import License, LicenseItem

@@ -43,16 +43,13 @@ from django.db.models.functions import Coalesce
 
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, IDEMPOTENCY_CONFLICT, Refusal, Verdict, error_detail
-from devices.services import (
+from devices.services import local_license, never_authorized, project_for_request, record_decision
+from devices.verdicts import (
     active_until_for,
     counter_values,
-    local_license,
     lock_item,
-    never_authorized,
     overuse_counts,
-    project_for_request,
     quota_verdict,
-    record_decision,
     remaining,
     term_verdict,
 )

@@ -17,6 +17,7 @@ from api.admin.common import actor, invalid, time_filter, write
 from api.admin.pagination import page, page_list
 from api.admin.schemas import ERRORS, WRITE_ERRORS, OrderRequest, Page, ProtectionRequest, RotateKeyRequest
 from devices import services as device_services
+from devices import verdicts
 from devices.models import OVERUSE_SPENT, Decision, Device
 from devices.outcomes import CODE_NAMES
 from devices.protection import ProtectionError, protection_state, set_protection
@@ -40,22 +41,22 @@ def _project(request: HttpRequest, id: str) -> Project:
 
 def item_state(item, *, now) -> dict[str, Any]:
     """An item with quantity, used, remaining and active seats, from the rules' homes."""
-    counters = device_services.counter_values(item)
+    counters = verdicts.counter_values(item)
     out = {**item_contract(item), "license_id": item.license.license_id}
     used: Any = None
     seats = None
     if item.option == rules.PER_BARCODE_SCAN:
         used = counters.get("barcode_scans", 0)
     elif item.option == rules.PER_PAGE:
-        used = {m: counters.get(f"pages_{m}", 0) for m in device_services.page_quotas(item)}
+        used = {m: counters.get(f"pages_{m}", 0) for m in verdicts.page_quotas(item)}
     elif item.option in (rules.PER_CLIENT_DEVICE, rules.PER_SERVER):
-        seats = device_services.active_seats(item, now=now)
+        seats = verdicts.active_seats(item, now=now)
         used = seats
     elif item.option == rules.PER_CONCURRENT_DEVICE:
         used = {"overuse_spent": counters.get(OVERUSE_SPENT, 0)}
     out.update(
         used=used,
-        remaining=device_services.remaining(item, now=now, counters=counters),
+        remaining=verdicts.remaining(item, now=now, counters=counters),
         active_seats=seats,
     )
     return out

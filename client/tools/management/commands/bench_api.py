@@ -441,7 +441,7 @@ class Command(BaseCommand):
         from django.db.models import Sum
 
         from devices.models import Device, QuotaCounter
-        from devices.services import seat_counts
+        from devices.verdicts import seat_counts
         from usage.models import UsageCount, UsageReport
 
         now = timezone.now()

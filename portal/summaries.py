@@ -167,7 +167,8 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
     peaks: dict[int, int] = {}
     if seat_ids:
         seats = dict(
-            Device.objects.holding_seat(now).filter(item_id__in=seat_ids)
+            Device.objects.holding_seat(now)
+            .filter(item_id__in=seat_ids)
             .values_list("item_id")
             .annotate(n=Count("id"))
             .values_list("item_id", "n")

@@ -3,7 +3,9 @@
 import importlib.util
 from pathlib import Path
 
-spec = importlib.util.spec_from_file_location("check_imports", Path(__file__).parent.parent / ".ci" / "check_imports.py")
+spec = importlib.util.spec_from_file_location(
+    "check_imports", Path(__file__).parent.parent / ".ci" / "check_imports.py"
+)
 check_imports = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(check_imports)
 

@@ -222,3 +222,15 @@ def test_simulate_fleet_reads_a_key_starting_with_a_dash_in_both_forms():
     for argv in (["--license-key", "-dashKEY"], ["--license-key=-dashKEY"]):
         parsed = Command().create_parser("manage.py", "simulate_fleet").parse_args(argv)
         assert parsed.license_key == "-dashKEY"
+
+
+def test_a_usage_report_from_an_offline_device_is_counted_but_does_not_extend_its_seat(client):
+    """SPEC 12: an offline device holds its seat to exp; no contact refreshes it."""
+    item = seats_item(per_client_device=True, period="monthly")
+    assert run(item.project.license_key, request_json())[0] == 0
+    until = Device.objects.get(device_uuid="kiosk-1").active_until
+    factories.move_clock(NOW + timedelta(days=3))
+    body = factories.report(client, item.project, "kiosk-1", report_id="r1", barcode_scans=2).json()
+    assert body["status"] == "accepted"
+    device = Device.objects.get(device_uuid="kiosk-1")
+    assert device.active_until == until and device.last_seen_at == NOW + timedelta(days=3)

@@ -214,10 +214,12 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
     # The answer before any row is locked when nothing but the counters can change it.
     early = not sightings and not (item.option == rules.PER_CONCURRENT_DEVICE and report.active and holds and usable)
     if holds and usable:
-        # A contact from a device holding its seat on a usable item refreshes it (written below).
+        # A contact from a device holding its seat on a usable item refreshes it (written below);
+        # an offline registration holds its seat to its token's exp, whatever it sends (SPEC 12).
         report.refresh = True
         device.last_seen_at = now
-        device.active_until = active_until_for(item, now=now)
+        if not device.offline:
+            device.active_until = active_until_for(item, now=now)
     planned = None
     if early:  # built and signed before any row is locked
         counters = report.counters_after()

@@ -54,3 +54,29 @@ def test_it_replaces_only_the_api_section(tmp_path, monkeypatch):
     bench_api.Command().write_doc("| t |\n")
     text = doc.read_text()
     assert text.index("## Jobs") < text.index("## API") and "jobs table" in text and "| t |" in text
+
+
+@pytest.mark.django_db
+def test_the_in_process_table_measures_authorize_with_a_session_password(settings):
+    """make bench puts authorize on a protected project beside the same request without one
+    (SPEC 6: the check must not show in throughput); both are answered 200, same statements."""
+    from client.tools import hotpath
+    from licenses.protection import set_protection
+    from tests import factories
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    empty, full, protected = (factories.LicenseItemFactory(per_client_device=True, quantity=100) for _ in range(3))
+    scans = factories.LicenseItemFactory(per_barcode_scan=True, quantity=10**6)
+    for item in (empty, full, protected, scans):
+        item.product, item.edition = "dbr", ""
+        item.save()
+    set_protection(protected.project, actor="test", now=factories.NOW, session_password="s3cret")
+    rows = hotpath.measure(
+        seats_empty=empty, seats_full=full, scans=scans, now=factories.NOW, n=3,
+        seats_protected=protected, session_password="s3cret",
+    )  # fmt: skip
+    by_what = {r["what"]: r for r in rows}
+    with_pw = by_what["authorize, a new device, 0 seats taken, with a session password"]
+    without = by_what["authorize, a new device, 0 seats taken"]
+    assert with_pw["statuses"] == without["statuses"] == {200: 3}
+    assert with_pw["statements"] == without["statements"]

@@ -20,6 +20,8 @@ from licenses.clock import rfc3339, slot_start_of
 
 def _backend_cpu_s() -> float | None:
     """User + system CPU of this connection's PostgreSQL backend, seconds (None if unreadable)."""
+    if connection.vendor != "postgresql":
+        return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
@@ -80,9 +82,12 @@ def fill_seats(item, n: int, now) -> None:
     recount(fix=True)
 
 
-def measure(*, seats_empty, seats_full, scans, now, n: int = 400) -> list[dict]:
-    """The rows of the in-process table: three items, each alone in its project (``seats_full``
-    already holding 40,000 seats, ``scans`` a scan item)."""
+def measure(
+    *, seats_empty, seats_full, scans, now, n: int = 400, seats_protected=None, session_password: str = ""
+) -> list[dict]:
+    """The rows of the in-process table: items each alone in its project (``seats_full``
+    already holding 40,000 seats, ``scans`` a scan item, ``seats_protected`` a project with a
+    session password, SPEC 6, whose check must not show beside ``seats_empty``)."""
 
     def auth(item, uuid):
         return ("authorize", {"license_key": item.project.license_key, "device_uuid": uuid, "product": "dbr",
@@ -93,6 +98,11 @@ def measure(*, seats_empty, seats_full, scans, now, n: int = 400) -> list[dict]:
         _measure("authorize, a new device, 40,000 seats taken", [auth(seats_full, f"new40k-{i}") for i in range(n)]),
         _measure("authorize again, a device holding its seat", [auth(seats_empty, f"new0-{i}") for i in range(n)]),
     ]
+    if seats_protected is not None:
+        protected = [auth(seats_protected, f"pw-{i}") for i in range(n)]
+        for _, body in protected:
+            body["session_password"] = session_password
+        rows.insert(1, _measure("authorize, a new device, 0 seats taken, with a session password", protected))
     with override_settings(ALLOWED_HOSTS=["*"], API_RATE_LIMIT="0", API_RATE_LIMIT_ADDRESS="0"):
         for i in range(n):  # the scan devices, authorized beforehand (not measured)
             path, body = auth(scans, f"scan-{i}")

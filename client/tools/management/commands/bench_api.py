@@ -43,6 +43,7 @@ ROOT = Path(settings.BASE_DIR)
 DOC = ROOT / "docs" / "benchmarks.md"
 REDIS_BENCH_URL = "redis://127.0.0.1:6379/5"
 OWNER_PASSWORD = "bench-owner-" + secrets.token_urlsafe(8)
+SESSION_PASSWORD = "bench-session-" + secrets.token_urlsafe(8)  # the protected project's (SPEC 6)
 
 FULL = {"devices": 100_000, "reports": 1_000_000, "duration": 15.0, "warmup": 2.0, "concurrency": 16,
         "seats": 1_000, "authorize_pool": 1_200, "usage_devices": 64, "page_repeats": 5}  # fmt: skip
@@ -162,6 +163,7 @@ class Command(BaseCommand):
         self.say("in-process: statements and CPU per request (authorize at 0 and 40,000 seats, usage)")
         self.hot = hotpath.measure(
             seats_empty=world["hot_seats_empty"], seats_full=world["hot_seats_full"], scans=world["hot_scans"],
+            seats_protected=world["hot_seats_protected"], session_password=SESSION_PASSWORD,
             now=timezone.now(), n=100 if opts["quick"] else 400,
         )  # fmt: skip
         port = free_port(opts["port"])
@@ -224,9 +226,15 @@ class Command(BaseCommand):
                     for name, option, q in (
                         ("hot_seats_empty", "per_client_device", 10**6),
                         ("hot_seats_full", "per_client_device", 10**6),
+                        ("hot_seats_protected", "per_client_device", 10**6),
                         ("hot_scans", "per_barcode_scan", 2 * 10**9),
                     )
                 }
+            )
+            from licenses.protection import set_protection
+
+            set_protection(
+                world["hot_seats_protected"].project, actor="bench", now=now, session_password=SESSION_PASSWORD
             )
             owner = get_user_model().objects.create_user(username="bench-owner", password=OWNER_PASSWORD)
             Membership.objects.create(user=owner, organization=org, role=Membership.OWNER)

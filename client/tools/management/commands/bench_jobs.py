@@ -240,7 +240,7 @@ class Command(BaseCommand):
         return ", ".join(parts)
 
     def cleanup(self) -> None:
-        sql("TRUNCATE " + ", ".join(TRUNCATE))
+        sql("TRUNCATE " + ", ".join(TRUNCATE) + " CASCADE")  # and what references them (per-device days)
         sql("DROP TABLE IF EXISTS bench_saved_report, bench_saved_count, bench_saved_slot, bench_saved_sighting")
         LicenseItem.objects.filter(project__organization_id=BENCH_ORG).delete()
         License.objects.filter(organization_id=BENCH_ORG).delete()

@@ -135,3 +135,28 @@ def test_the_first_run_rolls_the_whole_history():
     summary = jobs.rollup_usage(now=DAY + timedelta(hours=1))
     assert summary["since"] == "1970-01-01T00:00:00Z"
     assert rolled(item, "day") == [(DAY - timedelta(days=200), "barcode_scans", 3), (DAY, "barcode_scans", 4)]
+
+
+def test_a_replay_in_the_future_does_not_make_later_runs_skip_reports():
+    """run_job rollup_usage --now <tomorrow> persists (SPEC 8) but must not move the window past
+    reports that arrive afterwards with an earlier receipt time: 673 + 777 scans, not 673."""
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=10**6)
+    d = factories.DeviceFactory(item=item)
+    now = DAY + timedelta(hours=10)
+    factories.UsageReportFactory(
+        device=d,
+        slot_start=DAY + timedelta(hours=4),
+        received_at=now - timedelta(hours=5),
+        counted={"barcode_scans": 673},
+    )
+    jobs.rollup_usage(now=now)
+    jobs.rollup_usage(now=now + timedelta(days=1))  # the replay
+    factories.UsageReportFactory(
+        device=d,
+        slot_start=DAY + timedelta(hours=9, minutes=30),
+        received_at=now + timedelta(minutes=1),
+        counted={"barcode_scans": 777},
+    )
+    for k in (1, 2, 3):  # the regular runs, every 10 minutes
+        jobs.rollup_usage(now=now + timedelta(minutes=10 * k))
+    assert rolled(item, "day") == [(DAY, "barcode_scans", 1450)]

@@ -93,6 +93,13 @@ def _window_start(state: JobState, now: datetime) -> datetime:
     return min(state.watermark, now) - LATE_COMMIT_MARGIN
 
 
+def _rebuild_all(state: JobState, now: datetime) -> bool:
+    """Roll everything up again: on the first run, or on the first run after one as at a later
+    time (a replay, SPEC 8): its watermark says nothing of the reports received since, whose
+    ``received_at`` is earlier than it."""
+    return state.watermark is None or state.watermark > now
+
+
 def _chunks(rows: list, size: int = 250) -> list[list]:
     """At most 250 keys per statement (SQLite allows 500 terms in a compound SELECT)."""
     return [rows[i : i + size] for i in range(0, len(rows), size)]
@@ -154,8 +161,8 @@ def rollup_concurrency(*, now: datetime) -> dict:
         state = _lock_job(name)
         since = _window_start(state, now)
         item, report, slot_device, rollup = _t(LicenseItem), _t(UsageReport), _t(SlotDevice), _t(ConcurrencyRollup)
-        if state.watermark is None:
-            # First run (or after JobState was cleared): roll every closed slot, one GROUP BY.
+        if _rebuild_all(state, now):
+            # First run (or after JobState was cleared, or a replay): every closed slot, one GROUP BY.
             source, params = f"{slot_device} sd", []
         else:
             source = f"""{slot_device} sd JOIN (
@@ -209,8 +216,8 @@ def rollup_usage(*, now: datetime) -> dict:
             ON CONFLICT (item_id, granularity, bucket_start, metric) DO UPDATE SET count = excluded.count
         """
         insert = f"INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)"
-        if state.watermark is None:
-            # First run (or after JobState was cleared): every bucket and day, one GROUP BY each.
+        if _rebuild_all(state, now):
+            # First run (or after JobState was cleared, or a replay): every bucket and day.
             bucket, day = _floor_sql("c.slot_start", BUCKET_SECONDS), _floor_sql("u.bucket_start", DAY_SECONDS)
             buckets = _execute(
                 f"""{insert} SELECT c.item_id, %s, {bucket}, c.metric, SUM(c.count) FROM {count} c

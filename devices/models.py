@@ -60,6 +60,8 @@ class Device(models.Model):
     platform = models.CharField(max_length=64, blank=True, default="")
     device_name = models.CharField(max_length=255, blank=True, default="")
     sdk_version = models.CharField(max_length=64, blank=True, default="")
+    # The HTTP User-Agent of its latest authorization (truncated), for seat burn (docs/insight.md).
+    user_agent = models.CharField(max_length=255, blank=True, default="")
     state = models.CharField(max_length=16, choices=STATES, default=ACTIVE)
     first_authorized_at = models.DateTimeField()
     authorized_at = models.DateTimeField()  # latest authorization

@@ -29,6 +29,9 @@ class UsageReport(models.Model):
     received_at = models.DateTimeField(db_index=True)
     # The device request's address (devices.context), for key-sharing flags (usage.anomalies).
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    # The report's raw sightings, packed (``usage.sightings_store``), for a what-if replay with
+    # another dedup interval (docs/insight.md); null when the report carried none.
+    raw_sightings = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "report_id"], name="report_id_unique_per_device")]

@@ -1,128 +1,18 @@
-"""Organizations, licenses, items, projects and keys (SPEC sections 2-5)."""
+"""Licenses and their items; every limit of SPEC section 4 is computed on ``LicenseItem``."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 
-from . import rules
-
-
-def new_license_key() -> str:
-    """Opaque, URL-safe, 192 bits from the OS CSPRNG, never starting with ``-`` (SPEC section 2:
-    keys are passed as command-line arguments). A draw that starts with ``-`` is dropped and drawn
-    again (one in 64), so every key left is still uniform over the keys allowed."""
-    while True:
-        key = secrets.token_urlsafe(24)
-        if not key.startswith("-"):
-            return key
-
-
-class Organization(models.Model):
-    # The customer's own id, e.g. "216998" (SPEC section 2); matched by id on import.
-    id = models.CharField(primary_key=True, max_length=64)
-    name = models.CharField(max_length=255)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.id})"
-
-
-class Membership(models.Model):
-    OWNER = "owner"
-    VIEWER = "viewer"
-    ROLES = [(OWNER, "Owner"), (VIEWER, "Viewer")]
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=ROLES, default=VIEWER)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.user} {self.role} of {self.organization_id}"
-
-
-class AlertRecipient(models.Model):
-    """Where usage alerts and renewal reminders go. With none, they go to the owners."""
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_recipients")
-    email = models.EmailField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "email"], name="alert_recipient_unique")]
-
-    def __str__(self) -> str:
-        return self.email
-
-
-class Invitation(models.Model):
-    """An owner's invitation of a member by email (SPEC section 10, "the team"); the link's
-    token is stored only as its SHA-256. Used once (``accepted_at``), expires at ``expires_at``
-    (licenses.members)."""
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
-    email = models.EmailField()
-    role = models.CharField(max_length=16, choices=Membership.ROLES, default=Membership.VIEWER)
-    token_hash = models.CharField(max_length=64, unique=True)
-    invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    cancelled_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.email} ({self.role}) to {self.organization_id}"
-
-
-class Project(models.Model):
-    """A named group of items of one organization with one license key (DLS: handshake code)."""
-
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="projects")
-    name = models.CharField(max_length=128)
-    license_key = models.CharField(max_length=64, unique=True, default=new_license_key, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    # Key rotation (SPEC section 2): the key before the last rotation works until it expires.
-    previous_license_key = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
-    previous_key_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Project protection (SPEC section 6): an HMAC-SHA256 of the session password under the
-    # server's protection key (devices/protection.py), never the password; "" for none.
-    session_password_digest = models.CharField(max_length=64, blank=True, default="", editable=False)
-    # Validation fields: lists of allowed values; an empty list does not restrict its client type.
-    allowed_domains = models.JSONField(default=list, blank=True)
-    allowed_app_ids = models.JSONField(default=list, blank=True)
-    allowed_process_names = models.JSONField(default=list, blank=True)
-
-    class Meta:
-        ordering = ["organization_id", "name"]
-        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="project_name_unique")]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def items_in_order(self) -> models.QuerySet[LicenseItem]:
-        """This project's items in consumption order (SPEC section 2; see
-        ``LicenseItemQuerySet.in_consumption_order``)."""
-        return self.items.all().in_consumption_order()
+from .. import rules
+from .organizations import Organization
+from .projects import Project
 
 
 def in_term_q(now: datetime, via: str = "") -> Q:
@@ -379,48 +269,3 @@ class LicenseItem(models.Model):
         # The applicability table holds on every path that saves an item, not just forms.
         self.clean()
         super().save(*args, **kwargs)
-
-
-class MultiTenantDomain(models.Model):
-    """Registrable domains shared by a platform's tenants (e.g. force.com): the per_domain unit
-    is one label deeper for these. Staff edit the list in the admin."""
-
-    domain = models.CharField(max_length=255, unique=True)
-
-    class Meta:
-        ordering = ["domain"]
-
-    def __str__(self) -> str:
-        return self.domain
-
-    def save(self, *args, **kwargs) -> None:
-        self.domain = self.domain.strip().strip(".").lower()
-        super().save(*args, **kwargs)
-
-
-class OutboxEvent(models.Model):
-    """A webhook event (SPEC section 14), written by ``licenses.events.emit`` in the same
-    transaction as the change it describes; ``api.webhooks`` fans it out to the endpoints that
-    subscribe to it and delivers it. ``event_id`` is the ``webhook-id`` of every delivery."""
-
-    event_id = models.CharField(max_length=40, unique=True)
-    type = models.CharField(max_length=64)
-    # The organization whose data it is; null for nobody's (staff endpoints still get it).
-    organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox_events"
-    )
-    data = models.JSONField(default=dict)
-    occurred_at = models.DateTimeField()
-    # Set once the event has been fanned out to the endpoints' deliveries.
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["dispatched_at", "id"], name="outbox_undispatched_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.event_id} {self.type}"
-
-
-# The audit log's model lives with its writer; imported here so Django registers it.
-from .audit import AuditLog, AuditLogQuerySet  # noqa: E402, F401

@@ -70,13 +70,21 @@ def fill_seats(item, n: int, now) -> None:
     from devices.models import Device
     from devices.seats import recount
 
+    named = ("project_id", "device_uuid", "item_id", "client_type", "state", "first_authorized_at", "authorized_at",
+             "last_seen_at", "active_until")  # fmt: skip
+    # Every other NOT NULL column with a plain default gets it (fields added later included).
+    others = [
+        f
+        for f in Device._meta.concrete_fields
+        if f.column not in named and not f.primary_key and not f.null and f.has_default() and not callable(f.default)
+    ]
+    columns = ", ".join([*named, *(f.column for f in others)])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""INSERT INTO {Device._meta.db_table} (project_id, device_uuid, item_id, client_type, origin, platform,
-                device_name, sdk_version, state, first_authorized_at, authorized_at, last_seen_at, active_until, offline)
-            SELECT %s, 'seat-' || g, %s, 'desktop', '', '', '', '', 'active', %s, %s, %s, %s, false
+            f"""INSERT INTO {Device._meta.db_table} ({columns})
+            SELECT %s, 'seat-' || g, %s, 'desktop', 'active', %s, %s, %s, %s{", %s" * len(others)}
             FROM generate_series(1, %s) g""",
-            [item.project_id, item.pk, now, now, now, now + timedelta(days=300), n],
+            [item.project_id, item.pk, now, now, now, now + timedelta(days=300), *(f.default for f in others), n],
         )
         cursor.execute(f"ANALYZE {Device._meta.db_table}")
     recount(fix=True)

@@ -1,7 +1,7 @@
 """Staff views of devices and of every authorization decision (issue 3, point 7; SPEC section 10).
 
 Both are read-only: devices change only through the device API and services (the "Release seat"
-action calls ``devices.services.release_device``); decisions are a record, never edited.
+action calls ``devices.release.release_device``); decisions are a record, never edited.
 
 Decisions of a project or a device are the Decision changelist filtered by
 ``?project__id__exact=<id>`` and ``&device_uuid=<uuid>`` (see ``decisions_admin_url``), linked
@@ -159,7 +159,7 @@ class DeviceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Release seat of the selected devices", permissions=["release"])
     def release_seat(self, request, queryset) -> None:
-        from devices.services import release_device
+        from devices.release import release_device
 
         now = timezone.now()
         released = skipped = 0

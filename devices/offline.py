@@ -32,7 +32,8 @@ from devices.fields import (
 )
 from devices.models import Decision
 from devices.outcomes import INVALID_REQUEST, Refusal
-from devices.services import check_validation_fields, grant, project_for_key
+from devices.requests import check_validation_fields, project_for_key
+from devices.services import grant
 from licenses.audit import record_audit
 from licenses.clock import parse_rfc3339
 from licenses.models import Project

@@ -1,4 +1,5 @@
-"""Middleware: the device API's requests record their client address (``devices.context``)."""
+"""Middleware: the device API's requests record their client address and User-Agent
+(``devices.context``)."""
 
 from __future__ import annotations
 
@@ -12,5 +13,5 @@ class ClientAddressMiddleware:
     def __call__(self, request):
         if not request.path.startswith("/api/v1/"):
             return self.get_response(request)
-        with contact_from(request.META.get("REMOTE_ADDR", "")):
+        with contact_from(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_USER_AGENT")):
             return self.get_response(request)

@@ -3,11 +3,14 @@ new UUID (a web SDK keeps its UUID in browser storage: a cleared cache or a priv
 new seat), grouped, with the seats the older ones still hold.
 
 Two devices of a project are one client re-registering when they share the item, client type,
-origin, platform, device name, SDK version and client address family (IPv4 or IPv6, of their
-latest recorded request), at least the origin or the device name is known, and the newer was first
-authorized after the older was last seen and within ``SEAT_BURN_GAP_HOURS`` of it (the old one
-had gone idle). Chains of such devices form a group; the seats held by all but its newest device
-are burned (``Device.holds_seat``): the portal offers releasing them in bulk.
+origin, platform, SDK version and client address family (IPv4 or IPv6, of their latest recorded
+request), the same user agent (the HTTP User-Agent of their latest authorization) when both have
+one, else the same device name, at least the origin, device name or user agent is known, and the
+newer was first authorized after the older was last seen and within ``SEAT_BURN_GAP_HOURS`` of it
+(the old one had gone idle). A web SDK may name each installation anew, so a user agent that
+matches groups devices whose names differ. Chains of such devices form a group; the seats held by
+all but its newest device are burned (``Device.holds_seat``): the portal offers releasing them in
+bulk.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from devices.models import Decision, Device
 from devices.seats import SEAT_OPTIONS
 from licenses.models import Project
 
-_FIELDS = ("pk", "item_id", "client_type", "origin", "platform", "device_name", "sdk_version")
+# Shared by every device of a group; the client's identity (user agent, else device name) is
+# compared device to device (``_same_client``).
+_KEY = ("item_id", "client_type", "origin", "platform", "sdk_version")
+_TIMES = ("first_authorized_at", "last_seen_at")
+_SIGNATURE = ("item", "client_type", "origin", "platform", "sdk_version", "address_family")
 
 
 @dataclass
@@ -57,23 +64,30 @@ def _family(address: str | None) -> str:
     return "IPv6" if ":" in address else "IPv4"
 
 
+def _same_client(older: Device, newer: Device) -> bool:
+    if older.user_agent and newer.user_agent:
+        return older.user_agent == newer.user_agent
+    return older.device_name == newer.device_name
+
+
 def burn_groups(project: Project, *, now: datetime, gap: timedelta | None = None) -> list[BurnGroup]:
     """The project's groups of re-registering devices, most burned seats first."""
     gap = gap if gap is not None else timedelta(hours=settings.SEAT_BURN_GAP_HOURS)
     latest_address = Decision.objects.filter(device=OuterRef("pk")).exclude(client_address=None).order_by("-created_at")
     devices = (
         Device.objects.filter(project=project, item__option__in=SEAT_OPTIONS)
-        .exclude(origin="", device_name="")
+        .exclude(origin="", device_name="", user_agent="")
         .annotate(address=Subquery(latest_address.values("client_address")[:1]))
-        .only(*_FIELDS[1:], "device_uuid", "state", "active_until", "first_authorized_at", "last_seen_at")
+        .only(*_KEY, "device_name", "user_agent", "device_uuid", "state", "active_until", *_TIMES)
         .order_by("first_authorized_at", "pk")
     )
     chains: dict[tuple, list[list[Device]]] = {}
     for device in devices.iterator(chunk_size=2000):
-        key = tuple(getattr(device, f) for f in _FIELDS[1:]) + (_family(device.address),)
+        key = tuple(getattr(device, f) for f in _KEY) + (_family(device.address),)
         for chain in chains.setdefault(key, []):
             tail = chain[-1]
-            if tail.last_seen_at <= device.first_authorized_at <= tail.last_seen_at + gap:
+            soon = tail.last_seen_at <= device.first_authorized_at <= tail.last_seen_at + gap
+            if soon and _same_client(tail, device):
                 chain.append(device)
                 break
         else:
@@ -83,8 +97,9 @@ def burn_groups(project: Project, *, now: datetime, gap: timedelta | None = None
         for chain in found:
             if len(chain) < 2:
                 continue
-            names = ("item", "client_type", "origin", "platform", "device_name", "sdk_version", "address_family")
-            signature = {n: "" if v is None else str(v) for n, v in zip(names, key, strict=True)}
+            signature = {n: "" if v is None else str(v) for n, v in zip(_SIGNATURE, key, strict=True)}
+            newest = chain[-1]
+            signature.update(device_name=newest.device_name, user_agent=newest.user_agent)
             groups.append(BurnGroup(signature=signature, devices=chain, now=now))
     groups.sort(key=lambda g: (-len(g.burned), -len(g.devices), g.devices[0].first_authorized_at))
     return groups

@@ -16,11 +16,16 @@ from tests.factories import MODEL_BACKEND, NOW, auth_body, move_clock, post
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
 
-def browser(client, project, uuid, *, origin="https://app.acme.com", platform="windows", address="203.0.113.5"):
+def browser(
+    client, project, uuid, *, origin="https://app.acme.com", platform="windows", address="203.0.113.5", **extra
+):
+    name = extra.pop("device_name", None)
     body = auth_body(
         project, uuid, client_type="web", edition="javascript", origin=origin, platform=platform, sdk_version="10.4"
     )
-    return post(client, "authorize", body, REMOTE_ADDR=address)
+    if name is not None:
+        body["device_name"] = name
+    return post(client, "authorize", body, REMOTE_ADDR=address, **extra)
 
 
 def cleared_caches_history(client):
@@ -53,6 +58,49 @@ def test_it_groups_the_uuids_of_one_browser_and_counts_the_seats_burned(client):
     assert [d.device_uuid for d in group.burned] == ["win-0", "win-1", "win-2"]
     assert group.seats_held == 4
     assert seats_burned(item.project, now=now) == 3
+
+
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def test_a_matching_user_agent_groups_devices_whose_names_differ(client):
+    """The SDK names each installation anew ("Browser 1f3a", ...): the same Chrome that cleared its
+    cache twice is one client by its user agent; a Firefox on the same origin and address, named
+    like one of them, is another."""
+    item = factories.LicenseItemFactory(edition="javascript", quantity=20, period="monthly")
+    for k in range(3):
+        move_clock(NOW + timedelta(days=k, hours=1))
+        chrome = browser(client, item.project, f"chrome-{k}", device_name=f"Browser {k:04x}", HTTP_USER_AGENT=CHROME)
+        assert chrome.status_code == 200
+    move_clock(NOW + timedelta(days=1, hours=2))
+    browser(client, item.project, "firefox-0", device_name="Browser 0001", HTTP_USER_AGENT=FIREFOX)
+    assert Device.objects.get(device_uuid="chrome-0").user_agent == CHROME
+    groups = burn_groups(item.project, now=NOW + timedelta(days=3))
+    assert [[d.device_uuid for d in g.devices] for g in groups] == [["chrome-0", "chrome-1", "chrome-2"]]
+    assert groups[0].signature["user_agent"] == CHROME
+    assert [d.device_uuid for d in groups[0].burned] == ["chrome-0", "chrome-1"]
+    assert seats_burned(item.project, now=NOW + timedelta(days=3)) == 2
+
+
+def test_without_a_user_agent_on_both_the_device_names_decide(client):
+    item = factories.LicenseItemFactory(edition="javascript", quantity=20, period="monthly")
+    browser(client, item.project, "a-0", device_name="Front desk", HTTP_USER_AGENT=CHROME)
+    move_clock(NOW + timedelta(hours=5))
+    browser(client, item.project, "a-1", device_name="Front desk")  # no header
+    browser(client, item.project, "b-0", device_name="Back office")
+    groups = burn_groups(item.project, now=NOW + timedelta(hours=6))
+    assert [[d.device_uuid for d in g.devices] for g in groups] == [["a-0", "a-1"]]
+
+
+def test_the_user_agent_is_cut_to_255_characters_and_kept_on_reauthorization(client):
+    item = factories.LicenseItemFactory(edition="javascript", quantity=20)
+    browser(client, item.project, "long", HTTP_USER_AGENT="x" * 300 + "\x00")
+    assert Device.objects.get(device_uuid="long").user_agent == "x" * 255
+    browser(client, item.project, "long")  # a request without the header keeps the one recorded
+    assert Device.objects.get(device_uuid="long").user_agent == "x" * 255
+    browser(client, item.project, "long", HTTP_USER_AGENT=FIREFOX)
+    assert Device.objects.get(device_uuid="long").user_agent == FIREFOX
 
 
 def test_another_address_family_is_another_client(client):

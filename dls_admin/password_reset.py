@@ -49,7 +49,14 @@ def send_reset_email(email: str, *, domain: str, use_https: bool) -> None:
     try:
         form = PasswordResetForm({"email": email})
         if form.is_valid():
-            form.save(domain_override=domain, use_https=use_https, from_email=settings.DEFAULT_FROM_EMAIL, **TEMPLATES)
+            form.save(
+                domain_override=domain,
+                use_https=use_https,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                email_template_name=TEMPLATES["email_template_name"],
+                html_email_template_name=TEMPLATES["html_email_template_name"],
+                subject_template_name=TEMPLATES["subject_template_name"],
+            )
     except Exception:
         logger.exception("password reset: sending the email failed")
     finally:
@@ -59,15 +66,16 @@ def send_reset_email(email: str, *, domain: str, use_https: bool) -> None:
 
 def over_limit(*, address: str | None, email: str, now: float) -> int | None:
     """None while the request is within both limits, else the seconds to wait."""
-    waits = []
+    waits: list[int] = []
     for scope, identity, setting in (
         ("pwreset-addr", address or "", "PASSWORD_RESET_RATE_LIMIT_ADDRESS"),
         ("pwreset-email", email.strip().lower(), "PASSWORD_RESET_RATE_LIMIT_EMAIL"),
     ):
         rate = parse_rate(getattr(settings, setting, "0"), setting=setting)
         if rate is not None:
-            waits.append(hit(scope, identity, rate, now))
-    waits = [w for w in waits if w is not None]
+            wait = hit(scope, identity, rate, now)
+            if wait is not None:
+                waits.append(wait)
     return max(waits) if waits else None
 
 
@@ -85,11 +93,11 @@ class ThrottledPasswordResetView(PasswordResetView):
             logger.warning("password reset refused: rate limited", extra={"wait_s": wait})
             return self.render_to_response(self.get_context_data(form=form), status=429)
         site = get_current_site(self.request)
-        job = {"domain": site.domain, "use_https": self.request.is_secure()}
+        domain, use_https = site.domain, self.request.is_secure()
         if getattr(settings, "PASSWORD_RESET_IN_BACKGROUND", True):
-            executor.submit(send_reset_email, email, **job)
+            executor.submit(send_reset_email, email, domain=domain, use_https=use_https)
         else:
-            send_reset_email(email, **job)
+            send_reset_email(email, domain=domain, use_https=use_https)
         return HttpResponseRedirect(self.get_success_url())
 
 

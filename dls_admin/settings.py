@@ -173,6 +173,8 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=0 if DJANGO_ENV == "test" else 5)
 LOGIN_FAILURE_LIMIT_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_ADDRESS", default=0 if DJANGO_ENV == "test" else 30)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+AXES_ENABLED = True  # axes' default, set here so login_throttle reads it as a declared setting
+AXES_USERNAME_FORM_FIELD = "username"  # likewise axes' default
 AXES_HANDLER = "dls_admin.login_throttle.ThrottleHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_FAILURE_LIMIT = "dls_admin.login_throttle.failure_limit"

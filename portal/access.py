@@ -6,6 +6,7 @@ anybody else gets a 404, so that an outsider cannot even learn that an object ex
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
@@ -15,11 +16,21 @@ from licenses.models import Membership, Organization, Project
 STAFF = "staff"  # the role of a staff user in an organization they are not a member of
 
 
+def logged_in_user(request: HttpRequest) -> User:
+    """The user of a portal request. Every portal view is behind ``login_required``; a request
+    that reaches an access helper without a logged-in user is an outsider's: 404."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise Http404("No such object")
+    return user
+
+
 def org_roles(request: HttpRequest) -> dict[str, str]:
     """organization id -> role of the logged-in user; one query, cached on the request."""
     cached = getattr(request, "_portal_org_roles", None)
     if cached is None:
-        cached = dict(Membership.objects.filter(user=request.user).values_list("organization_id", "role"))
+        user = logged_in_user(request)
+        cached = dict(Membership.objects.filter(user=user).values_list("organization_id", "role"))
         request._portal_org_roles = cached  # type: ignore[attr-defined]
     return cached
 

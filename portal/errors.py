@@ -28,9 +28,13 @@ def way_back(request: HttpRequest) -> str:
     return reverse("portal:home")
 
 
+class ProductPage(HttpResponse):
+    """One of these pages: ``ErrorPagesMiddleware`` passes it on as it is."""
+
+
 def _page(request: HttpRequest, status: int, template: str, reason: str = "") -> HttpResponse:
     context = {"back": way_back(request), "reason": reason, "request_path": request.path}
-    return HttpResponse(loader.render_to_string(template, context, request), status=status)
+    return ProductPage(loader.render_to_string(template, context, request), status=status)
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
@@ -56,7 +60,7 @@ class ErrorPagesMiddleware:
         if (
             settings.DEBUG
             and response.status_code == 404
-            and not getattr(response, "product_page", False)
+            and not isinstance(response, ProductPage)
             and "text/html" in response.get("Content-Type", "")
             and not request.path.startswith(API_PREFIXES)
         ):
@@ -67,10 +71,7 @@ class ErrorPagesMiddleware:
         if request.path.startswith(API_PREFIXES):
             return None
         if isinstance(exception, Http404):
-            response = page_not_found(request, exception)
-        elif isinstance(exception, PermissionDenied):
-            response = permission_denied(request, exception)
-        else:
-            return None
-        response.product_page = True
-        return response
+            return page_not_found(request, exception)
+        if isinstance(exception, PermissionDenied):
+            return permission_denied(request, exception)
+        return None

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from devices.models import Decision, Device, holding_seat_q
 from portal.access import can_change, check_access, get_project_for
 from portal.bulk import MAX_BULK, UNDO_WINDOW, holds_seat, idle_devices, release_idle, undo_release
+from portal.display import shown
 from portal.explain import explain
 from portal.refusals import SEAT_RULES, idle_hints
 from usage.models import UsageReport
@@ -91,8 +92,7 @@ def device_list(request: HttpRequest, pk: int) -> HttpResponse:
         devices = devices.filter(offline=True)
     page = Paginator(devices, PAGE_SIZE).get_page(request.GET.get("page"))
     for device in page:
-        device.effective_state = effective_state(device, now)
-        device.holds_seat = holds_seat(device, now)
+        shown(device, effective_state=effective_state(device, now), releasable=holds_seat(device, now))
     totals = Device.objects.filter(project=project).aggregate(
         all=Count("id"),
         active=Count("id", filter=_state_q("active", now)),
@@ -132,9 +132,10 @@ def device_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     hints = idle_hints([device.item], now=now) if device.item else {}
     for d in refused:
-        d.explanation = explain(d, hint=hints.get(d.item_id, "") if d.rule in SEAT_RULES else "")
+        hint = hints.get(d.item_id, "") if d.item_id is not None and d.rule in SEAT_RULES else ""
+        shown(d, explanation=explain(d, hint=hint))
     for d in page:
-        d.explanation = explain(d)
+        shown(d, explanation=explain(d))
     reports = list(
         UsageReport.objects.filter(device=device).select_related("item").order_by("-received_at", "-id")[:PAGE_SIZE]
     )

@@ -4,6 +4,8 @@ carry back to the device. The rules are those of an authorization (devices.offli
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -26,8 +28,9 @@ class OfflineForm(forms.Form):
     )
     request_file = forms.FileField(required=False, label="or upload the request file")
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         upload = data.get("request_file")
         if upload is not None:
             if upload.size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -32,7 +33,8 @@ from licenses.models import (
     Project,
     usable_q,
 )
-from portal.access import can_change, get_organization_for, get_project_for, org_roles, role_in
+from portal.access import can_change, check_access, get_organization_for, get_project_for, org_roles
+from portal.display import shown
 from portal.summaries import WARN_PERCENT, days_left, license_state, metric_label, summarize_items
 
 
@@ -53,7 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def organization_home(request: HttpRequest, org_id: str) -> HttpResponse:
     """One organization's licenses, as its members see them (staff: read-only, with a banner)."""
     organization = get_organization_for(request, org_id)
-    context = _licenses_context({organization.pk: role_in(request, organization.pk)})
+    context = _licenses_context({organization.pk: check_access(request, organization.pk)})
     context["organization"] = organization
     return render(request, "portal/home.html", context)
 
@@ -260,14 +262,16 @@ def _near_quota(now) -> list[dict]:
         quota |= Q(metric=f"pages_{module}", item__option=rules.PER_PAGE) & Q(
             used__gte=(limit * WARN_PERCENT + 99) / 100
         )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for counter in QuotaCounter.objects.filter(live, quota).select_related(
         "item__license__organization", "item__project"
     )[:200]:
         item = counter.item
-        limit = item.quantity if counter.metric == "barcode_scans" else (item.quantities or {}).get(counter.metric[6:])
-        if limit:
-            rows.append({"item": item, "what": metric_label(counter.metric), "used": counter.used, "limit": limit})
+        quantity = (
+            item.quantity if counter.metric == "barcode_scans" else (item.quantities or {}).get(counter.metric[6:])
+        )
+        if quantity:
+            rows.append({"item": item, "what": metric_label(counter.metric), "used": counter.used, "limit": quantity})
     seat_items = (
         LicenseItem.objects.filter(
             usable_q(now, via="license__"), option__in=[rules.PER_CLIENT_DEVICE, rules.PER_SERVER]
@@ -300,9 +304,12 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("expires_at")[:200]
     )
     for lic in expiring:
-        lic.days_left = days_left(lic.expires_at, now)
-        lic.admin_url = admin_url("admin:licenses_license_change", lic.pk)
-        lic.renew_url = admin_url("admin:licenses_license_renew", lic.pk)
+        shown(
+            lic,
+            days_left=days_left(lic.expires_at, now),
+            admin_url=admin_url("admin:licenses_license_change", lic.pk),
+            renew_url=admin_url("admin:licenses_license_renew", lic.pk),
+        )
     overuse = list(
         QuotaCounter.objects.filter(metric=OVERUSE_SPENT, used__gt=0)
         .select_related("item__license__organization", "item__project")
@@ -310,15 +317,19 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
     )
     for counter in overuse:
         budget = counter.item.effective_overuse_budget
-        counter.budget = budget
-        counter.percent = 100.0 * counter.used / budget if budget else 100.0
-        counter.admin_url = admin_url("admin:licenses_license_change", counter.item.license_id)
-    refusals = list(
-        Decision.objects.filter(allowed=False, created_at__gte=now - timedelta(days=1))
+        shown(
+            counter,
+            budget=budget,
+            percent=100.0 * counter.used / budget if budget else 100.0,
+            admin_url=admin_url("admin:licenses_license_change", counter.item.license_id),
+        )
+    refusals: list[dict[str, Any]] = [
+        dict(row)
+        for row in Decision.objects.filter(allowed=False, created_at__gte=now - timedelta(days=1))
         .values("code", "rule")
         .annotate(n=Count("id"), last=Max("created_at"))
         .order_by("-n", "code", "rule")
-    )
+    ]
     decisions_url = admin_url("admin:devices_decision_changelist")
     by_code: dict = defaultdict(int)
     for r in refusals:
@@ -329,7 +340,7 @@ def staff_dashboard(request: HttpRequest) -> HttpResponse:
     customers = list(Organization.objects.order_by("name")[:STAFF_ORGANIZATIONS])
     audit = list(AuditLog.objects.select_related("organization")[:25])
     for entry in audit:
-        entry.admin_url = admin_url("admin:licenses_auditlog_change", entry.pk)
+        shown(entry, admin_url=admin_url("admin:licenses_auditlog_change", entry.pk))
     context = {
         "near_quota": _near_quota(now),
         "expiring": expiring,

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from devices.models import Decision
 from portal.access import get_project_for
+from portal.display import shown
 from portal.explain import explain
 from portal.refusals import SEAT_RULES, idle_hints, refusal_groups
 
@@ -30,7 +31,9 @@ class RefusalFilterForm(forms.Form):
 
     def __init__(self, *args, items, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["item"].choices = [("", "Every item")] + [(i.pk, f"#{i.pk} {i.product} {i.option}") for i in items]
+        item = self.fields["item"]
+        assert isinstance(item, forms.TypedChoiceField)  # declared above
+        item.choices = [("", "Every item")] + [(i.pk, f"#{i.pk} {i.product} {i.option}") for i in items]
 
 
 @require_GET
@@ -59,7 +62,8 @@ def refusals(request: HttpRequest, pk: int) -> HttpResponse:
     page = Paginator(listed, PAGE_SIZE).get_page(request.GET.get("page"))
     hints = idle_hints(items, now=now)
     for d in page:
-        d.explanation = explain(d, hint=hints.get(d.item_id, "") if d.rule in SEAT_RULES else "")
+        hint = hints.get(d.item_id, "") if d.item_id is not None and d.rule in SEAT_RULES else ""
+        shown(d, explanation=explain(d, hint=hint))
     query = request.GET.copy()
     query.pop("page", None)
     context = {

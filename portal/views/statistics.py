@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -15,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Max, Q, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.text import slugify
@@ -25,6 +27,7 @@ from licenses import rules
 from licenses.clock import EARLIEST, LATEST
 from portal.access import get_project_for
 from portal.charts import heat_map, line_chart, pie_chart, slot_chart
+from portal.display import shown
 from portal.summaries import METRIC_LABELS, metric_label, start_of_day
 from usage.models import METRICS, ConcurrencyRollup, DeviceUsageDay, UsageRollup
 
@@ -49,8 +52,9 @@ class PeriodForm(forms.Form):
     end = _date_field("To (UTC date, inclusive)")
     day = _date_field("Day of the 2-hour table")
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("start"), data.get("end")
         if start and end:
             if end < start:
@@ -128,7 +132,7 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         .values_list("item_id", "metric", "n")
     ):
         totals[(item_id, metric)]["today"] = n
-    total_rows = [
+    total_rows: list[dict[str, Any]] = [
         {
             "item": by_id[item_id],
             "item_label": _item_label(by_id[item_id]),
@@ -193,7 +197,7 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
 
     # Devices by usage in the period, from the per-device daily rollup (usage.models.DeviceUsageDay).
     scan = Q(metric="barcode_scans")
-    device_rows = list(
+    by_device = list(
         DeviceUsageDay.objects.filter(item__project=project, day__gte=start, day__lte=end)
         .values(
             "device_id",
@@ -205,7 +209,7 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         .annotate(total=Sum("count"), scans=Sum("count", filter=scan), pages=Sum("count", filter=~scan))
         .order_by("-total", "device_id")[:DEVICE_ROWS]
     )
-    device_rows = [{f"report__{k}" if k.startswith("device") else k: v for k, v in r.items()} for r in device_rows]
+    device_rows = [{f"report__{k}" if k.startswith("device") else k: v for k, v in r.items()} for r in by_device]
     context = {
         "project": project,
         "form": form,
@@ -286,14 +290,13 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
     for item in items:
         rows = slots.get(item.pk, [])
         for r in rows:
-            r.slot_end = r.slot_start + timedelta(seconds=180)
-            r.over = r.active_devices > r.limit
+            shown(r, slot_end=r.slot_start + timedelta(seconds=180), over=r.active_devices > r.limit)
         points = [
             (
                 int((r.slot_start - day_start).total_seconds() // 180),
                 r.active_devices,
                 r.overuse_devices,
-                f"{r.slot_start:%H:%M}-{r.slot_end:%H:%M}",
+                f"{r.slot_start:%H:%M}-{r.slot_start + timedelta(seconds=180):%H:%M}",
             )
             for r in rows
         ]
@@ -318,7 +321,7 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
                     title=f"Peak active devices by weekday and hour, {heat_from} to {day}, item #{item.pk}",
                 ),
                 "peak": max((r.active_devices for r in rows), default=0),
-                "over_slots": sum(1 for r in rows if r.over),
+                "over_slots": sum(1 for r in rows if r.active_devices > r.limit),
                 "overuse_today": sum(r.overuse_devices for r in rows),
                 "spent": spent.get(item.pk, 0),
                 "budget": budget,
@@ -341,7 +344,7 @@ def concurrency(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_csv(request: HttpRequest, pk: int, what: str) -> HttpResponse:
+def export_csv(request: HttpRequest, pk: int, what: str) -> HttpResponseBase:
     """The SPEC section 9 CSV of a project as a download; ?from= (inclusive) &to= (exclusive)."""
     from usage.exports import parse_bound, stream_csv
 

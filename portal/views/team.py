@@ -4,6 +4,8 @@ Writes go through licenses.members, which audits and emails the owners."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
@@ -24,6 +26,7 @@ from licenses.members import (
 )
 from licenses.models import Invitation, Membership
 from portal.access import can_change, get_organization_for
+from portal.display import shown
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -67,7 +70,7 @@ def team(request, org_id: str):
     )
     owners = sum(1 for m in members if m.role == Membership.OWNER)
     for m in members:
-        m.last_owner = m.role == Membership.OWNER and owners <= 1
+        shown(m, last_owner=m.role == Membership.OWNER and owners <= 1)
     invitations = Invitation.objects.filter(
         organization=organization, accepted_at=None, cancelled_at=None, expires_at__gt=now
     ).select_related("invited_by")
@@ -143,8 +146,9 @@ class JoinForm(forms.Form):
     password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
     password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", "The two passwords differ.")
         elif data.get("password1"):

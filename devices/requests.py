@@ -2,7 +2,7 @@
 
 In the SPEC's order: the license key (101), the project's session password (102), then the
 validation fields (103, 114); a refused check is recorded as a ``Decision`` and raised as a
-``Refusal``. ``record_decision`` is the one writer of decisions: the item looked at, the rule
+``Refusal`` (``refuse``). ``record_decision`` is the one writer of decisions: the item looked at, the rule
 that decided, the message, and the counts and limits at that moment (the pages of SPEC section
 10 and the admin API of section 13 show them)."""
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q
-
 from devices.context import client_address
+from devices.hot_sql import project_by_key
 from devices.models import Decision, Device
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, DOMAIN_MISMATCH, LICENSE_KEY_INVALID, Refusal, Verdict
 from devices.protection import session_password_verdict, validation_verdict
@@ -40,10 +39,20 @@ def record_decision(
     )
 
 
+def refuse(
+    verdict: Verdict, *, project: Project, endpoint: str, now: datetime, device_uuid: str, device: Device | None = None
+) -> Refusal:
+    """A refused verdict recorded as its decision; the ``Refusal`` for the caller to raise."""
+    record_decision(
+        project=project, endpoint=endpoint, verdict=verdict, now=now, device=device, device_uuid=device_uuid
+    )
+    return Refusal.of(verdict)
+
+
 def project_for_key(license_key: str, *, now: datetime) -> Project:
     """The project of a license key, its current one or, until its grace ends, the one before the
     last rotation (SPEC section 2); else the 101 refusal. One query over two unique indexes."""
-    project = Project.objects.filter(Q(license_key=license_key) | Q(previous_license_key=license_key)).first()
+    project = project_by_key(license_key)  # compiled once per connection (devices.hot_sql)
     if project is None or (project.license_key != license_key and not previous_key_valid(project, now)):
         raise Refusal(LICENSE_KEY_INVALID, "no project has this license key", rule="license_key_invalid")
     return project
@@ -55,8 +64,7 @@ def project_for_request(data, *, endpoint: str, now: datetime) -> Project:
     project = project_for_key(data.license_key, now=now)
     verdict = session_password_verdict(project, getattr(data, "session_password", None))
     if verdict is not None:
-        record_decision(project=project, endpoint=endpoint, verdict=verdict, now=now, device_uuid=data.device_uuid)
-        raise Refusal.of(verdict)
+        raise refuse(verdict, project=project, endpoint=endpoint, now=now, device_uuid=data.device_uuid)
     return project
 
 
@@ -90,10 +98,7 @@ def check_validation_fields(
     )
     if verdict is not None:
         device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
-        record_decision(
-            project=project, endpoint=endpoint, verdict=verdict, now=now, device=device, device_uuid=data.device_uuid
-        )
-        raise Refusal.of(verdict)
+        raise refuse(verdict, project=project, endpoint=endpoint, now=now, device=device, device_uuid=data.device_uuid)
 
 
 def never_authorized(*, project: Project, endpoint: str, device_uuid: str, now: datetime) -> Refusal:
@@ -101,5 +106,4 @@ def never_authorized(*, project: Project, endpoint: str, device_uuid: str, now: 
     verdict = Verdict(
         None, False, "device_not_authorized", "this project never authorized this device", code=DEVICE_NOT_AUTHORIZED
     )
-    record_decision(project=project, endpoint=endpoint, verdict=verdict, now=now, device_uuid=device_uuid)
-    return Refusal.of(verdict)
+    return refuse(verdict, project=project, endpoint=endpoint, now=now, device_uuid=device_uuid)

@@ -23,9 +23,9 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Subquery
 
 from devices.context import user_agent
+from devices.hot_sql import DEVICE_FIELDS, items_with_device
 from devices.local_license import local_license
 from devices.models import Decision, Device
 from devices.outcomes import NO_MATCHING_LICENSE, Refusal, Verdict
@@ -37,6 +37,7 @@ from devices.requests import (
     project_for_key,
     project_for_request,
     record_decision,
+    refuse,
 )
 from devices.seats import free_seat
 from devices.verdicts import active_until_for, choose_refusal, item_verdict, remaining, remaining_after, serves
@@ -59,6 +60,7 @@ __all__ = [
     "project_for_key",
     "project_for_request",
     "record_decision",
+    "refuse",
     "release",
     "release_device",
 ]
@@ -66,18 +68,16 @@ __all__ = [
 REPORT_INTERVAL_S = 180
 
 
-_DEVICE_FIELDS = ("id", "state", "item_id", "active_until", "offline", "client_type", "origin")
+_DEVICE_FIELDS = DEVICE_FIELDS
 
 
 def items_and_device(project: Project, device_uuid: str) -> tuple[list[LicenseItem], Device | None]:
     """The project's items in consumption order and its device ``device_uuid`` (or None), in one
     statement: the device's columns ride on each item row as subqueries of the unique
     (project, device_uuid) index. A project without items reads the device on its own."""
-    mine = Device.objects.filter(project=project, device_uuid=device_uuid)
-    fields = {f"_device_{name}": Subquery(mine.values(name)[:1]) for name in _DEVICE_FIELDS}
-    items = list(project.items_in_order().annotate(**fields))
+    items = items_with_device(project, device_uuid)  # compiled once per connection (devices.hot_sql)
     if not items:
-        return items, mine.first()
+        return items, Device.objects.filter(project=project, device_uuid=device_uuid).first()
     first = items[0]
     if first._device_id is None:  # type: ignore[attr-defined]  # annotated above
         return items, None
@@ -116,15 +116,7 @@ def grant(project: Project, data, *, origin: str | None, now: datetime, offline:
         kind = "an offline registration for " if offline else ""
         message = f"no item of this project serves {kind}{what}"
         verdict = Verdict(None, False, "no_matching_item", message, code=NO_MATCHING_LICENSE)
-        record_decision(
-            project=project,
-            endpoint=endpoint,
-            verdict=verdict,
-            now=now,
-            device=device,
-            device_uuid=data.device_uuid,
-        )
-        raise Refusal.of(verdict)
+        raise refuse(verdict, project=project, endpoint=endpoint, now=now, device=device, device_uuid=data.device_uuid)
     for attempt in range(3):
         try:
             if attempt:
@@ -180,15 +172,7 @@ def _authorize_locked(
             return partial(authorized_body, project, device, item, now=now, offline=offline, left=left)
         verdicts[item.pk] = verdict
     refusal = choose_refusal([verdicts[i.pk] for i in matching])
-    record_decision(
-        project=project,
-        endpoint=endpoint,
-        verdict=refusal,
-        now=now,
-        device=device,
-        device_uuid=data.device_uuid,
-    )
-    return Refusal.of(refusal)
+    return refuse(refusal, project=project, endpoint=endpoint, now=now, device=device, device_uuid=data.device_uuid)
 
 
 def offline_active_until(item: LicenseItem, *, now: datetime) -> datetime:

@@ -1,0 +1,140 @@
+"""Querysets compiled once per database connection, for the device API's hot paths
+(docs/benchmarks.md, "Hot path").
+
+Building a queryset and compiling it to SQL costs the ORM more CPU than the database spends
+running it: for the usage report's one read (device, project, item, license and three
+subqueries) it was over half of the request. A ``Prepared`` statement is the ORM's own SQL for
+a queryset, compiled the first time a connection runs it with *sentinel* values where a
+request's values go, then executed with each request's values in their places. The rules the
+queryset is written with (consumption order, holding a seat, ...) stay in their homes and are
+called to build it; the SQL sent is exactly what the ORM would send.
+
+A sentinel must reach the SQL as a parameter (not folded into the text) and unchanged but for
+the backend's own adaptation (``param``); one that does not appear is an error, found the
+first time the statement is compiled (the tests run every prepared statement on both
+backends). Rows become model instances the way the ORM makes them (``from_db``, the
+``select_related`` objects, annotations, the backend's converters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
+from django.db.models.sql.subqueries import UpdateQuery
+
+
+def param(value):
+    """A parameter for raw SQL: datetimes in the form the backend stores (SQLite: naive UTC text)."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+def sentinel_datetime(n: int) -> datetime:
+    """A datetime no request sends (year 1111), distinct for each ``n``."""
+    return datetime(1111, 1, 1, 0, 0, n, tzinfo=UTC)
+
+
+class _Compiled:
+    def __init__(self, sql: str, params, slots: list[tuple[int, str]], compiler) -> None:
+        self.sql, self.params, self.slots, self.compiler = sql, list(params), slots, compiler
+        self.converters = None
+
+    def bind(self, values: dict[str, Any]) -> list:
+        params = list(self.params)
+        for position, name in self.slots:
+            params[position] = param(values[name])
+        return params
+
+
+def _slots(params, sentinels: dict[str, Any], what: str) -> list[tuple[int, str]]:
+    adapted = {name: param(value) for name, value in sentinels.items()}
+    slots = [
+        (i, name)
+        for i, p in enumerate(params)
+        for name, value in adapted.items()
+        if type(p) is type(value) and p == value
+    ]
+    missing = set(sentinels) - {name for _, name in slots}
+    if missing:
+        raise AssertionError(f"{what}: the sentinels {sorted(missing)} are not parameters of its SQL")
+    return slots
+
+
+def _cache() -> dict:
+    # Per connection (the thread's own wrapper, not the proxy): a connection belongs to one
+    # thread, and its vendor decides the SQL.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    cache = wrapper.__dict__.get("_prepared_statements")
+    if cache is None:
+        cache = wrapper.__dict__["_prepared_statements"] = {}
+    return cache
+
+
+class Prepared:
+    """A read: ``build(**sentinels)`` returns the queryset; ``rows(**values)`` runs its SQL with
+    the request's values and returns the model instances iterating the queryset would give."""
+
+    def __init__(self, name: str, build: Callable[..., QuerySet], **sentinels: Any) -> None:
+        self.name, self.build, self.sentinels = name, build, sentinels
+
+    def _compiled(self) -> _Compiled:
+        compiled = _cache().get(self.name)
+        if compiled is None:
+            compiler = self.build(**self.sentinels).query.get_compiler(connection=connection)
+            sql, params = compiler.as_sql()
+            compiled = _Compiled(sql, params, _slots(params, self.sentinels, self.name), compiler)
+            compiled.converters = compiler.get_converters([s[0] for s in compiler.select])
+            _cache()[self.name] = compiled
+        return compiled
+
+    def rows(self, **values: Any) -> list:
+        compiled = self._compiled()
+        compiler = compiled.compiler
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, compiled.bind(values))
+            rows = cursor.fetchall()
+        if compiled.converters:
+            rows = list(compiler.apply_converters(rows, compiled.converters))
+        select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
+        model = klass_info["model"]
+        first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        names = [s[0].target.attname for s in select[first:last]]
+        related = get_related_populators(klass_info, select, connection.alias)
+        objects = []
+        for row in rows:
+            obj = model.from_db(connection.alias, names, row[first:last])
+            for populator in related:
+                populator.populate(row, obj)
+            for attr, position in (annotations or {}).items():
+                setattr(obj, attr, row[position])
+            objects.append(obj)
+        return objects
+
+
+class PreparedUpdate:
+    """A write: ``build(**sentinels)`` returns ``(queryset, changes)``; ``run(**values)`` runs
+    the ``UPDATE`` of ``queryset.update(**changes)`` with the request's values and returns the
+    number of rows it changed."""
+
+    def __init__(self, name: str, build: Callable[..., tuple[QuerySet, dict[str, Any]]], **sentinels: Any) -> None:
+        self.name, self.build, self.sentinels = name, build, sentinels
+
+    def run(self, **values: Any) -> int:
+        compiled = _cache().get(self.name)
+        if compiled is None:
+            queryset, changes = self.build(**self.sentinels)
+            query = queryset.query.chain(UpdateQuery)
+            query.add_update_values(changes)
+            compiler = query.get_compiler(connection=connection)
+            sql, params = compiler.as_sql()
+            compiled = _Compiled(sql, params, _slots(params, self.sentinels, self.name), compiler)
+            _cache()[self.name] = compiled
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, compiled.bind(values))
+            return cursor.rowcount

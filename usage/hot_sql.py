@@ -77,20 +77,22 @@ def insert_report(
     allowed: bool,
     response: dict[str, Any],
     received_at: datetime,
+    raw_sightings: bytes | None = None,
 ) -> int:
-    """Insert the report, one count row per metric of ``counted`` and its share of the device's
-    day (``DeviceUsageDay``, the UTC day of its slot); the report's id."""
+    """Insert the report (with its packed sightings, ``usage.sightings_store``, if it had any),
+    one count row per metric of ``counted`` and its share of the device's day
+    (``DeviceUsageDay``, the UTC day of its slot); the report's id."""
     report, count, day = table(UsageReport), table(UsageCount), table(DeviceUsageDay)
     utc_day = slot_start.astimezone(UTC).date()
     values = [device_id, report_id, item_id, slot_start, body_hash, json.dumps(counted), allowed]
-    values += [json.dumps(response, ensure_ascii=False), received_at, client_address()]
+    values += [json.dumps(response, ensure_ascii=False), received_at, client_address(), raw_sightings]
     columns = "device_id, report_id, item_id, slot_start, body_hash, counted, allowed, response, received_at"
-    columns += ", client_address"
+    columns += ", client_address, raw_sightings"
     metrics = list(counted.items())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             rows = " UNION ALL ".join(["SELECT %s::varchar, %s::integer"] * len(metrics))
-            sql = f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s::inet) RETURNING id"
+            sql = f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s::inet, %s::bytea) RETURNING id"
             if metrics:
                 sql = f"""WITH r AS ({sql}), m (metric, n) AS ({rows}), c AS (
                     INSERT INTO {count} (report_id, item_id, slot_start, metric, count)
@@ -104,7 +106,7 @@ def insert_report(
             cursor.execute(sql, [param(v) for v in values])
             return cursor.fetchone()[0]
         cursor.execute(
-            f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             [param(v) for v in values],
         )
         pk = cursor.fetchone()[0]

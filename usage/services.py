@@ -59,6 +59,7 @@ from licenses.models import LicenseItem
 from usage.dedup import Sighting, dedup_sightings
 from usage.hot_sql import add_to_counters, insert_report, read_request, update_answer
 from usage.models import SlotDevice, UsageReport
+from usage.sightings_store import pack
 
 
 def body_hash(canonical: dict) -> str:
@@ -239,8 +240,11 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
             raise _Changed()
     elif sightings:
         list(Device.objects.select_for_update().filter(pk=device.pk).values_list("pk", flat=True))
+    raw_sightings = None
     if sightings:
-        report.scans += dedup_sightings(device=device, sightings=sightings, interval_ms=item.dedup_interval_ms, now=now)
+        deduplicated = dedup_sightings(device=device, sightings=sightings, interval_ms=item.dedup_interval_ms, now=now)
+        report.scans += deduplicated
+        raw_sightings = pack(sightings, counted=deduplicated)  # for a what-if with another interval
     if planned is None:
         if item.option == rules.PER_CONCURRENT_DEVICE and report.active and holds and usable:
             report.slot_verdict = admit_to_slot(item, device, data.slot_start)
@@ -258,6 +262,7 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
         allowed=verdict.allowed,
         response=body,
         received_at=now,
+        raw_sightings=raw_sightings,
     )
     totals = add_to_counters(item.pk, report.quota_amounts)
     if totals:

@@ -38,6 +38,7 @@ LABELS = {
     "overuse_percent": "Overuse (%)",
     "overuse_budget": "Overuse budget (device-slots)",
     "quota_grace_percent": "Quota grace (%)",
+    "dedup_interval_ms": "Dedup interval (ms)",
 }
 
 

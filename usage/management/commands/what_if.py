@@ -1,7 +1,9 @@
 """``python manage.py what_if --license-key KEY --item ID --set quantity=8 --from DATE --to DATE``:
 replay a past window of one item with a changed policy and print one JSON object (docs/insight.md):
 ``refused`` (what the changed policy would have refused), ``actual_refused``, ``per_rule``,
-``per_day``. ``--recommend`` adds the right quantity. Bad input exits non-zero naming the field."""
+``per_day``; for a scan item ``--set dedup_interval_ms=N`` deduplicates the stored sightings again
+(``barcode_scans`` next to ``actual_barcode_scans``). ``--recommend`` adds the right quantity. Bad
+input exits non-zero naming the field."""
 
 from __future__ import annotations
 

@@ -103,13 +103,16 @@ class SlotDevice(models.Model):
 
 
 class ConcurrencyRollup(models.Model):
-    """Per item and closed slot: distinct active devices, the limit (quantity), overuse devices."""
+    """Per item and closed slot: distinct active devices, the limit (quantity), overuse devices.
+
+    Devices in 64 bits: a slot may reach the overuse ceiling, quantity x (100 + overuse_percent)
+    / 100 (SPEC 4), past 2^31 for a quantity the importer accepts (up to 2,147,483,647)."""
 
     item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="concurrency_rollups")
     slot_start = models.DateTimeField()
-    active_devices = models.PositiveIntegerField()
+    active_devices = models.PositiveBigIntegerField()
     limit = models.PositiveIntegerField()
-    overuse_devices = models.PositiveIntegerField()
+    overuse_devices = models.PositiveBigIntegerField()
 
     class Meta:
         ordering = ["slot_start"]

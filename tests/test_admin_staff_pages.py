@@ -24,7 +24,9 @@ def crumbs(body: str) -> list[str]:
 
 @pytest.fixture
 def license(db):
-    doc = license_file(items=[{"product": "dbr", "edition": "javascript", "option": "per_client_device", "quantity": 3}])
+    doc = license_file(
+        items=[{"product": "dbr", "edition": "javascript", "option": "per_client_device", "quantity": 3}]
+    )
     doc["starts_at"] = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     del doc["expires_at"]
     return License.objects.get(license_id=import_license(doc, now=timezone.now())["license_id"])

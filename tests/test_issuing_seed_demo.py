@@ -32,7 +32,7 @@ def test_it_creates_two_organizations_and_a_license_of_every_option():
     }
     assert all(lid.startswith("L-DEMO-") for lid in License.objects.values_list("license_id", flat=True))
     # Through import_license: each license has its import in the audit log.
-    assert AuditLog.objects.filter(action="license.import").count() == License.objects.count() == 7
+    assert AuditLog.objects.filter(action="license.import").count() == License.objects.count() == 8
     assert "Staff login: http://127.0.0.1:8000/admin/  user staff  password staff-demo-pass" in output
     assert "Customer login: http://127.0.0.1:8000/accounts/login/  user owner  password owner-demo-pass" in output
     assert "viewer-demo-pass" in output and "globex-demo-pass" in output

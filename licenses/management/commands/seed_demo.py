@@ -101,6 +101,23 @@ def demo_license_files(now: datetime) -> list[dict]:
             "project": "acme-web",
             "items": [{"product": "dwt", "option": "per_domain", "domain": "*.acme.example"}],
         },
+        {  # its key is shared with other sites: the insight page's anomaly flags (docs/insight.md)
+            "license_id": "L-DEMO-ACME-PARTNER",
+            "organization": ACME,
+            "starts_at": _ts(start),
+            "expires_at": _ts(start + 365 * day),
+            "project": "acme-partner-web",
+            "items": [
+                {
+                    "product": "dbr",
+                    "edition": "javascript",
+                    "option": "per_client_device",
+                    "quantity": 100,
+                    "period": "yearly",
+                    "activation_basis": "first_authorization",
+                }
+            ],
+        },
         {
             "license_id": "L-DEMO-GLOBEX-CONCURRENT",
             "organization": GLOBEX,

@@ -2,20 +2,31 @@
 statements per request, web CPU per request (this process: views, ORM, psycopg, signing), the
 database backend's CPU per request (its /proc entry: the server shares the machine), and the
 sequential rate, for new devices on a seat item at 0 and at 40,000 seats taken, re-authorizing
-devices, and usage reports into one scan item. Requests go through the whole Django stack
-(middleware included) with ``django.test.Client``; the load figures come from gunicorn."""
+devices, usage reports into one scan item, and the floor (``hotpath_urls``: a ninja POST of the
+usage schema that does nothing). Requests go through Django's WSGI handler as gunicorn calls
+it (middleware, request signals and the per-request connection handling included) with the
+production settings that matter here (``DEBUG`` off); the load figures come from gunicorn.
+``profile`` says where a request's CPU goes."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from licenses.clock import rfc3339, slot_start_of
+
+
+def _backend_pid() -> int | None:
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return None
+    return connection.connection.info.backend_pid
 
 
 def _backend_cpu_s() -> float | None:
@@ -35,8 +46,53 @@ def _backend_cpu_s() -> float | None:
     return (int(fields[11]) + int(fields[12])) / tick
 
 
-def _measure(label: str, bodies: list[tuple[str, dict]]) -> dict:
-    client = Client()
+def _environ(path: str, body: bytes) -> dict:
+    """What gunicorn hands the WSGI application for a JSON POST (no cookies, keep-alive)."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "hotpath",
+        "HTTP_CONNECTION": "keep-alive",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def _post(handler, path: str, body: dict) -> int:
+    """One request through the WSGI handler as gunicorn calls it (middleware, request signals,
+    the database's per-request connection handling included); its status."""
+    status: list[str] = []
+    data = json.dumps(body).encode()
+    response = handler(_environ(path, data), lambda s, headers, exc_info=None: status.append(s))
+    try:
+        for _ in response:
+            pass
+    finally:
+        response.close()  # request_finished: what gunicorn does after sending the answer
+    return int(status[0].split()[0])
+
+
+# Production settings where the in-process run would otherwise take the development ones
+# (DEBUG keeps every query in memory); rate limits off (the load test measures them).
+_SETTINGS = {"ALLOWED_HOSTS": ["*"], "API_RATE_LIMIT": "0", "API_RATE_LIMIT_ADDRESS": "0", "DEBUG": False}
+
+
+def _measure(label: str, bodies: list[tuple[str, dict]], *, prefix: str = "/api/v1/") -> dict:
+    handler = WSGIHandler()
     statements = 0
 
     def count(execute, sql, params, many, context):
@@ -46,13 +102,19 @@ def _measure(label: str, bodies: list[tuple[str, dict]]) -> dict:
         return execute(sql, params, many, context)
 
     statuses: dict[int, int] = {}
-    with override_settings(ALLOWED_HOSTS=["*"], API_RATE_LIMIT="0", API_RATE_LIMIT_ADDRESS="0"):
-        db0, cpu0, t0 = _backend_cpu_s(), time.process_time(), time.perf_counter()
+    with override_settings(**_SETTINGS):
+        # A fresh connection, so that CONN_MAX_AGE does not replace it (and its backend) mid-row.
+        connection.close()
+        _post(handler, f"{prefix}{bodies[0][0]}", {})  # URLs and views loaded before the clocks start (a 400)
+        db0 = _backend_cpu_s()  # (opens the connection)
+        pid, cpu0, t0 = _backend_pid(), time.process_time(), time.perf_counter()
         with connection.execute_wrapper(count):
             for path, body in bodies:
-                response = client.post(f"/api/v1/{path}", data=json.dumps(body), content_type="application/json")
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                status = _post(handler, f"{prefix}{path}", body)
+                statuses[status] = statuses.get(status, 0) + 1
         wall, cpu, db1 = time.perf_counter() - t0, time.process_time() - cpu0, _backend_cpu_s()
+        if _backend_pid() != pid:  # reconnected after all: the backend's CPU is unknown
+            db0 = db1 = None
     n = len(bodies)
     return {
         "what": label,
@@ -62,6 +124,63 @@ def _measure(label: str, bodies: list[tuple[str, dict]]) -> dict:
         "web_cpu_ms": cpu * 1000 / n,
         "db_cpu_ms": (db1 - db0) * 1000 / n if db0 is not None and db1 is not None else None,
         "rate": n / wall,
+    }
+
+
+# Where a request's CPU goes, by the file a function lives in (own time, cProfile).
+_PARTS = (
+    ("signing (joserfc, cryptography)", ("joserfc/", "cryptography/")),
+    ("psycopg", ("psycopg/", "psycopg_binary/")),
+    ("ORM (django.db)", ("django/db/",)),
+    ("validation (ninja, pydantic)", ("ninja/", "pydantic")),
+    (
+        "middleware (Django's, csp, axes, whitenoise)",
+        ("django/middleware/", "django/contrib/", "csp/", "axes/", "whitenoise/"),
+    ),  # fmt: skip
+    ("request and response (django.http, handlers, urls)", ("django/",)),
+    ("JSON", ("json/",)),
+    (
+        "this project (api, usage, devices, licenses, dls_admin)",
+        ("/api/", "/usage/", "/devices/", "/licenses/", "/dls_admin/"),
+    ),  # fmt: skip
+)
+
+
+def _part(filename: str) -> str:
+    for name, needles in _PARTS:
+        if any(n in filename for n in needles):
+            return name
+    return "other (Python, logging, ...)"
+
+
+def profile(bodies: list[tuple[str, dict]], *, top: int = 10) -> dict:
+    """cProfile (CPU clock) of the requests: own time per request by part (``_PARTS``) and the
+    ``top`` functions by own time, in ms per request."""
+    import cProfile
+    import pstats
+
+    handler = WSGIHandler()
+    profiler = cProfile.Profile(time.process_time)
+    with override_settings(**_SETTINGS):
+        _post(handler, f"/api/v1/{bodies[0][0]}", {})
+        profiler.enable()
+        for path, body in bodies:
+            _post(handler, f"/api/v1/{path}", body)
+        profiler.disable()
+    n = len(bodies)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    parts: dict[str, float] = {}
+    functions = []
+    for (filename, line, name), (_, _, own, _, _) in stats.items():
+        part = _part(filename)
+        parts[part] = parts.get(part, 0.0) + own * 1000 / n
+        short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        functions.append((own * 1000 / n, f"{short}:{line}({name})"))
+    functions.sort(reverse=True)
+    return {
+        "parts": dict(sorted(parts.items(), key=lambda kv: -kv[1])),
+        "top": functions[:top],
+        "total_ms": sum(parts.values()),
     }
 
 
@@ -111,23 +230,24 @@ def measure(
         for _, body in protected:
             body["session_password"] = session_password
         rows.insert(1, _measure("authorize, a new device, 0 seats taken, with a session password", protected))
-    with override_settings(ALLOWED_HOSTS=["*"], API_RATE_LIMIT="0", API_RATE_LIMIT_ADDRESS="0"):
+    with override_settings(**_SETTINGS):
+        handler = WSGIHandler()
         for i in range(n):  # the scan devices, authorized beforehand (not measured)
             path, body = auth(scans, f"scan-{i}")
-            Client().post(f"/api/v1/{path}", data=json.dumps(body), content_type="application/json")
-    slot = rfc3339(slot_start_of(now))
-    reports = [
-        (
-            "usage",
-            {
-                "license_key": scans.project.license_key,
-                "device_uuid": f"scan-{i}",
-                "report_id": f"r-{i}",
-                "slot_start": slot,
-                "barcode_scans": 3,
-            },
-        )  # fmt: skip
-        for i in range(n)
-    ]
+            _post(handler, f"/api/v1/{path}", body)
+    reports = usage_reports(scans, now, n, run="r")
     rows.append(_measure("usage, a report into one scan item", reports))
+    with override_settings(ROOT_URLCONF="client.tools.hotpath_urls"):
+        floor = [("usage", dict(body, report_id=f"f-{i}")) for i, (_, body) in enumerate(reports)]
+        rows.append(
+            _measure("floor: a ninja POST of the usage schema that does nothing", floor, prefix="/api/v1/floor/")
+        )
     return rows
+
+
+def usage_reports(scans, now, n: int, *, run: str = "p") -> list[tuple[str, dict]]:
+    """``n`` usage reports of the devices ``scan-<i>`` that ``measure`` authorized on ``scans``."""
+    slot = rfc3339(slot_start_of(now))
+    key = scans.project.license_key
+    return [("usage", {"license_key": key, "device_uuid": f"scan-{i}", "report_id": f"{run}-{i}", "slot_start": slot,
+                       "barcode_scans": 3}) for i in range(n)]  # fmt: skip

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Case, Count, IntegerField, Max, Sum, When
+from django.db.models import BigIntegerField, Case, Count, ExpressionWrapper, Max, Sum, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
@@ -141,6 +141,10 @@ def _projection(meter: Meter, rate_per_day: float, *, today: date, expires_at: d
     if rate_per_day <= 0:
         return Projection("idle", 0.0)
     days = math.ceil((meter.limit - meter.used) / rate_per_day)
+    # Compared in days first: at a quantity of billions and a few a day the run-out day is past
+    # the last date Python can hold.
+    if days >= (expires_at.date() - today).days + 1:
+        return Projection("after_expiry", rate_per_day, None, days)
     day = today + timedelta(days=days)
     if start_of_day(day) >= expires_at:
         return Projection("after_expiry", rate_per_day, day, days)
@@ -176,8 +180,12 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
         # Seats are only taken at an authorization, and each authorization decision records the
         # active count it saw (before the new seat, when it took one): the largest count after
         # each decision of the last 30 days is the peak (docs/portal.md).
-        active = Cast(KT("counts__active"), IntegerField())
-        after = Case(When(rule__in=SEAT_TAKEN_RULES, then=active + 1), default=active)
+        # In 64 bits: a count quoted at a seat ceiling of 2,147,483,647 x 1.1 is past 2^31.
+        active = Cast(KT("counts__active"), BigIntegerField())
+        after = Case(
+            When(rule__in=SEAT_TAKEN_RULES, then=ExpressionWrapper(active + 1, output_field=BigIntegerField())),
+            default=active,
+        )
         peaks = dict(
             Decision.objects.filter(item_id__in=seat_ids, endpoint=Decision.AUTHORIZE, created_at__gte=since)
             .values_list("item_id")

@@ -113,6 +113,8 @@ class LicenseAdmin(AuditedAdmin):
 
     @admin.display(description="status", ordering="status")
     def state(self, obj):
+        if obj.starts_at is None or obj.expires_at is None:  # the add form: no term yet
+            return "-"
         return obj.display_status(timezone.now())
 
     @admin.display(description="items")

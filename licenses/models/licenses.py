@@ -8,7 +8,7 @@ from fractions import Fraction
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from .. import rules
 from .organizations import Organization
@@ -108,7 +108,13 @@ class LicenseItemQuerySet(models.QuerySet):
 
 def effective_overuse_budget_expression(via: str = ""):
     """``LicenseItem.effective_overuse_budget`` as a database expression (``via``: path to the item)."""
-    return Coalesce(F(f"{via}overuse_budget"), OVERUSE_BUDGET_PER_DEVICE * F(f"{via}quantity"))
+    # In 64 bits, as the SQL below: 1000 x a quantity above 2,147,483 overflows an integer.
+    big = models.BigIntegerField()
+    return Coalesce(
+        Cast(F(f"{via}overuse_budget"), big),
+        OVERUSE_BUDGET_PER_DEVICE * Cast(F(f"{via}quantity"), big),
+        output_field=big,
+    )
 
 
 def effective_overuse_budget_sql(alias: str) -> str:

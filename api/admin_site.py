@@ -10,10 +10,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from api.models import ApiToken, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from api.webhooks import WebhookError, create_endpoint, endpoint_data, redeliver, update_endpoint
 from licenses.audit import record_audit
 from licenses.events import EVENT_TYPES
+from licenses.models import ApiToken, WebhookEndpoint
+from usage.webhooks.endpoints import WebhookError, create_endpoint, endpoint_data, redeliver, update_endpoint
+from usage.webhooks.guard import url_problem
+from usage.webhooks.models import WebhookAttempt, WebhookDelivery
 
 
 class ApiTokenForm(forms.ModelForm):
@@ -118,8 +120,6 @@ class WebhookEndpointForm(forms.ModelForm):
         help_texts = {"organization": "empty: every organization's events"}
 
     def clean_url(self):
-        from api.webhooks import url_problem
-
         url = self.cleaned_data["url"]
         problem = url_problem(url)
         if problem:

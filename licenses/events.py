@@ -1,6 +1,6 @@
 """The outbox of SPEC section 14: ``emit`` writes a webhook event in the caller's transaction,
 so an event exists exactly when the change it describes was committed. The lowest layer that
-makes a change calls it (issuing here, release in devices, the jobs in usage); ``api.webhooks``
+makes a change calls it (issuing here, release in devices, the jobs in usage); ``usage.webhooks``
 delivers the events.
 
 Also the event payloads that several layers share (a license as the admin API shows it)."""

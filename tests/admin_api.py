@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from api.models import ApiToken
+from licenses.models import ApiToken
 
 BASE = "/api/admin/v1"
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from api.models import WebhookDelivery, WebhookEndpoint
-from api.webhooks import create_endpoint, dispatch_events
 from licenses.events import emit
+from licenses.models import WebhookEndpoint
 from tests import factories
 from tests.admin_api import call, token
+from usage.webhooks.dispatch import dispatch_events
+from usage.webhooks.endpoints import create_endpoint
+from usage.webhooks.models import WebhookDelivery
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 

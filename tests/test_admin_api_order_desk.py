@@ -14,13 +14,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from api.webhooks import run_webhooks
 from licenses.models import License, Project
 from tests import factories
 from tests.admin_api import token
 from tests.test_webhooks_delivery import Receiver
 from tests.test_webhooks_events import SPEC_EVENT_TYPES
 from usage import jobs
+from usage.webhooks.dispatch import run_webhooks
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_rate_limits")]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "admin-api.md"

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from api.models import ApiToken, WebhookDelivery
 from devices.models import Device
 from licenses.clock import rfc3339
 from licenses.events import EVENT_TYPES
-from licenses.models import AuditLog, License, OutboxEvent
+from licenses.models import ApiToken, AuditLog, License, OutboxEvent
 from tests import factories
 from tests.admin_api import call, error, token
+from usage.webhooks.models import WebhookDelivery
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -321,7 +321,7 @@ def fake_dns(names: dict[str, str]):
 def test_webhook_400s(client, w, staff, settings, monkeypatch):
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
     dns = {"example.com": "93.184.216.34", "inside.example.com": "192.168.1.10"}
-    monkeypatch.setattr("api.webhooks.socket.getaddrinfo", fake_dns(dns))
+    monkeypatch.setattr("usage.webhooks.guard.socket.getaddrinfo", fake_dns(dns))
     response = call(client, "POST", "/webhooks", staff, {"url": "https://example.com/x"})
     assert response.status_code == 201
     for body, field in [
@@ -344,7 +344,7 @@ def test_deliveries_and_redeliver(client, w, staff, settings, now):
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
     hook = call(client, "POST", "/webhooks", staff, {"url": "http://127.0.0.1:9/hook"}).json()
     call(client, "POST", f"/licenses/{w.seats.license.license_id}/suspend", staff)
-    from api.webhooks import dispatch_events
+    from usage.webhooks.dispatch import dispatch_events
 
     dispatch_events(now=now)
     deliveries = call(client, "GET", f"/webhooks/{hook['id']}/deliveries", staff).json()["data"]

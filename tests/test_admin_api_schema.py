@@ -23,12 +23,13 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from api.models import WebhookDelivery
-from api.webhooks import create_endpoint, dispatch_events
 from licenses.events import emit
 from tests import factories
 from tests.admin_api import token
 from tests.test_schema_api import keep_test_connection  # noqa: F401  (a fixture)
+from usage.webhooks.dispatch import dispatch_events
+from usage.webhooks.endpoints import create_endpoint
+from usage.webhooks.models import WebhookDelivery
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 MAX_EXAMPLES = int(os.environ.get("ADMIN_SCHEMA_EXAMPLES", "6"))

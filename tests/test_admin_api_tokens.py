@@ -16,12 +16,12 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from api.models import ApiToken, WebhookDelivery, WebhookEndpoint, token_digest
-from api.webhooks import dispatch_events
 from licenses.events import emit
-from licenses.models import AuditLog
+from licenses.models import ApiToken, AuditLog, WebhookEndpoint, token_digest
 from tests import factories
 from tests.admin_api import call
+from usage.webhooks.dispatch import dispatch_events
+from usage.webhooks.models import WebhookDelivery
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ def test_create_api_token_for_an_organization_with_expiry_and_its_errors():
 def test_staff_create_a_token_in_the_admin_shown_once_and_revoke_it():
     client, user = factories.staff_client()
     response = client.post(
-        "/admin/api/apitoken/add/",
+        "/admin/licenses/apitoken/add/",
         {"name": "CRM", "scope": "read", "organization": "", "expires_in_days": "30"},
         follow=True,
     )
@@ -94,8 +94,8 @@ def test_staff_create_a_token_in_the_admin_shown_once_and_revoke_it():
     (secret,) = [m.rsplit(" ", 1)[1] for m in shown if "shown only now" in m]
     token = ApiToken.objects.get()
     assert token.digest == token_digest(secret) and token.created_by == user and token.expires_at is not None
-    assert secret not in client.get(f"/admin/api/apitoken/{token.pk}/change/").content.decode()
-    client.post("/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert secret not in client.get(f"/admin/licenses/apitoken/{token.pk}/change/").content.decode()
+    client.post("/admin/licenses/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert call(Client(), "GET", "/licenses", secret).status_code == 401
@@ -106,7 +106,7 @@ def test_staff_register_an_endpoint_in_the_admin_and_redeliver_from_the_log(sett
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
     client, _ = factories.staff_client()
     response = client.post(
-        "/admin/api/webhookendpoint/add/",
+        "/admin/licenses/webhookendpoint/add/",
         {"url": "http://127.0.0.1:9/hook", "events": ["license.created"], "organization": "", "enabled": "on"},
         follow=True,
     )
@@ -117,7 +117,7 @@ def test_staff_register_an_endpoint_in_the_admin_and_redeliver_from_the_log(sett
     assert endpoint.events == ["license.created"] and endpoint.organization is None
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
     response = client.post(
-        "/admin/api/webhookendpoint/add/", {"url": "http://10.0.0.1/x", "organization": "", "enabled": "on"}
+        "/admin/licenses/webhookendpoint/add/", {"url": "http://10.0.0.1/x", "organization": "", "enabled": "on"}
     )
     assert response.status_code == 200 and b"private" in response.content
     assert WebhookEndpoint.objects.count() == 1
@@ -126,9 +126,9 @@ def test_staff_register_an_endpoint_in_the_admin_and_redeliver_from_the_log(sett
     dispatch_events(now=now)
     delivery = WebhookDelivery.objects.get()
     WebhookDelivery.objects.update(status="failed", attempts=8)
-    page = client.get("/admin/api/webhookdelivery/")
+    page = client.get("/admin/usage/webhookdelivery/")
     assert page.status_code == 200 and delivery.event.event_id.encode() in page.content
-    assert client.get(f"/admin/api/webhookdelivery/{delivery.pk}/change/").status_code == 200
-    client.post("/admin/api/webhookdelivery/", {"action": "redeliver_selected", "_selected_action": [delivery.pk]})
+    assert client.get(f"/admin/usage/webhookdelivery/{delivery.pk}/change/").status_code == 200
+    client.post("/admin/usage/webhookdelivery/", {"action": "redeliver_selected", "_selected_action": [delivery.pk]})
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.attempts == 0

@@ -3,7 +3,7 @@ from celery.schedules import crontab
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from api import tasks as api_tasks  # noqa: F401  (registers the webhook tasks)
+from api import tasks as api_tasks  # noqa: F401  (registers the idempotency task)
 from dls_admin.celery import app
 from usage import tasks
 from usage.schedule import beat_schedule
@@ -18,7 +18,7 @@ SPEC = {
     "send_renewal_reminders": ("0", "6", "*"),  # daily
     "purge_old_data": ("30", "3", "*"),  # daily
 }
-WEBHOOKS = {"deliver_webhooks": "api.deliver_webhooks", "purge_idempotency_keys": "api.purge_idempotency_keys"}
+WEBHOOKS = {"deliver_webhooks": "usage.deliver_webhooks", "purge_idempotency_keys": "api.purge_idempotency_keys"}
 
 
 def test_the_schedule_in_code_covers_every_job_with_crontab_and_expiry():

@@ -23,12 +23,16 @@ from django.db import connection
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from api import webhooks
-from api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from api.webhooks import BACKOFF, create_endpoint, deliver_due, dispatch_events, run_webhooks, update_endpoint
 from licenses.events import emit
+from licenses.models import WebhookEndpoint
 from licenses.services import set_license_status
 from tests import factories
+from usage.webhooks import delivery as webhooks
+from usage.webhooks.delivery import BACKOFF, deliver_due
+from usage.webhooks.dispatch import dispatch_events, run_webhooks
+from usage.webhooks.endpoints import create_endpoint, redeliver, update_endpoint
+from usage.webhooks.guard import url_problem
+from usage.webhooks.models import WebhookAttempt, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -183,7 +187,7 @@ def test_the_backoff_then_failed_and_every_attempt_logged(receiver, monkeypatch)
     assert len(attempts) == 8 and {a.status_code for a in attempts} == {503}
     assert {len(a.response_excerpt) for a in attempts} == {1024}  # the first 1 KiB
     # Redelivery starts a fresh series.
-    webhooks.redeliver(delivery, now=at + timedelta(days=1))
+    redeliver(delivery, now=at + timedelta(days=1))
     assert deliver_due(now=at + timedelta(days=1))["failed_attempts"] == 1
 
 
@@ -255,16 +259,16 @@ def test_the_ssrf_guard_blocks_private_targets_at_delivery_too(receiver, setting
     assert rx.seen == []
     assert "loopback, private or link-local" in WebhookAttempt.objects.get().error
     for url in ("http://[::1]/x", "http://127.0.0.2/x", "http://[::ffff:10.0.0.1]/x", "http://0.0.0.0/x"):
-        assert webhooks.url_problem(url), url
+        assert url_problem(url), url
 
 
 def test_production_accepts_only_https(settings):
     settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
     settings.PRODUCTION = True
-    assert webhooks.url_problem("http://127.0.0.1/x") == "must be an https URL"
-    assert webhooks.url_problem("https://127.0.0.1/x") is None
+    assert url_problem("http://127.0.0.1/x") == "must be an https URL"
+    assert url_problem("https://127.0.0.1/x") is None
     settings.PRODUCTION = False
-    assert webhooks.url_problem("http://127.0.0.1/x") is None
+    assert url_problem("http://127.0.0.1/x") is None
 
 
 def test_redirects_are_not_followed(receiver):
@@ -317,7 +321,7 @@ def test_a_worker_process_killed_mid_delivery_loses_no_event(receiver):
     else:
         url = f"sqlite:///{settings_db['NAME']}"
     env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_ALLOW_PRIVATE_HOSTS": "1"}
-    code = "import django; django.setup(); from django.utils import timezone; from api.webhooks import deliver_due; deliver_due(now=timezone.now())"
+    code = "import django; django.setup(); from django.utils import timezone; from usage.webhooks.delivery import deliver_due; deliver_due(now=timezone.now())"
     worker = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parent.parent)
     try:
         deadline = time.monotonic() + 30

@@ -11,7 +11,6 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from api.webhooks import REFUSED_WINDOW_S, create_endpoint, flush_refused_events
 from devices.models import Decision, Device
 from licenses.events import EVENT_TYPES, emit
 from licenses.keys import rotate_key
@@ -20,6 +19,8 @@ from licenses.services import LicenseFileError, add_quota, import_license, renew
 from tests import factories
 from usage import jobs
 from usage.models import AlertSent
+from usage.webhooks.dispatch import REFUSED_WINDOW_S, flush_refused_events
+from usage.webhooks.endpoints import create_endpoint
 
 pytestmark = pytest.mark.django_db
 

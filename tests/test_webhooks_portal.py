@@ -8,12 +8,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from api.models import ApiToken, WebhookDelivery, WebhookEndpoint, token_digest
-from api.webhooks import dispatch_events
 from licenses.events import emit
-from licenses.models import AuditLog
+from licenses.models import ApiToken, AuditLog, WebhookEndpoint, token_digest
 from tests import factories
 from tests.admin_api import call
+from usage.webhooks.dispatch import dispatch_events
+from usage.webhooks.endpoints import create_endpoint
+from usage.webhooks.models import WebhookDelivery
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 BACKEND = factories.MODEL_BACKEND
@@ -86,7 +87,7 @@ def test_an_owner_registers_an_endpoint_sees_deliveries_and_redelivers(w, now):
 
 
 def test_rotating_and_deleting_an_endpoint_ask_first(w, now):
-    endpoint, secret = WebhookEndpoint.register(url="http://127.0.0.1:9/h", events=None, organization=w.org, created_by_name="t", now=now)  # fmt: skip
+    endpoint, secret = create_endpoint(url="http://127.0.0.1:9/h", events=None, organization=w.org, created_by_name="t", now=now)  # fmt: skip
     owner = login(w.owner)
     rotate = reverse("portal:webhook_rotate", args=[w.org.pk, endpoint.pk])
     assert b"both the new" in owner.get(rotate).content
@@ -103,7 +104,7 @@ def test_rotating_and_deleting_an_endpoint_ask_first(w, now):
 
 def test_who_may_do_what(w, now):
     token, _ = ApiToken.create_token(scope="read", organization=w.org, name="t", now=now)
-    endpoint, _ = WebhookEndpoint.register(url="http://127.0.0.1:9/h", events=None, organization=w.org, created_by_name="t", now=now)  # fmt: skip
+    endpoint, _ = create_endpoint(url="http://127.0.0.1:9/h", events=None, organization=w.org, created_by_name="t", now=now)  # fmt: skip
     pages = [reverse("portal:integrations", args=[w.org.pk]), reverse("portal:webhook", args=[w.org.pk, endpoint.pk])]
     writes = [
         (reverse("portal:token_create", args=[w.org.pk]), {"name": "x", "scope": "write"}),

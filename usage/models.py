@@ -237,3 +237,7 @@ class AnomalyNotice(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "day"], name="anomaly_notice_once_a_day")]
+
+
+# Webhook deliveries are a job of usage.webhooks; imported here so Django registers them.
+from .webhooks.models import WebhookAttempt, WebhookDelivery  # noqa: E402, F401

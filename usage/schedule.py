@@ -33,7 +33,7 @@ def beat_schedule() -> dict:
         "purge_old_data": _entry("usage.purge_old_data", crontab(hour=3, minute=30), 6 * 3600),
         "detect_anomalies": _entry("usage.detect_anomalies", crontab(minute=20), 3000),  # docs/insight.md
         # Webhooks (SPEC 14): coalesce refusals, fan out the outbox, attempt due deliveries.
-        "deliver_webhooks": _entry("api.deliver_webhooks", timedelta(seconds=10), 9),
+        "deliver_webhooks": _entry("usage.deliver_webhooks", timedelta(seconds=10), 9),
         "purge_idempotency_keys": _entry("api.purge_idempotency_keys", crontab(hour=3, minute=45), 6 * 3600),
     }
     fast = os.environ.get("DLS_BEAT_FAST_SECONDS")

@@ -50,6 +50,15 @@ def detect_anomalies() -> dict:
     return _run("detect_anomalies")
 
 
+@shared_task(name="usage.deliver_webhooks", acks_late=True, ignore_result=True)
+def deliver_webhooks() -> dict:
+    """Webhooks (SPEC 14, every 10 s): each attempt is signed at the wall clock of its moment. A
+    delivery is claimed with a lease, so a run after a worker died re-picks only what it left."""
+    from usage.webhooks.dispatch import run_webhooks
+
+    return run_webhooks(now=timezone.now(), clock=timezone.now)
+
+
 @shared_task(name="usage.run_replay", acks_late=True, ignore_result=True)
 def run_replay(run_id: int) -> None:
     """A what-if replay of a long window (``usage.replay``), its progress in its ``ReplayRun``."""

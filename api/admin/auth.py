@@ -13,9 +13,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
-from api.models import LAST_USED_EVERY, ApiToken, token_digest
 from api.ratelimit import _hit, parse_rate
 from devices.outcomes import RATE_LIMITED, Refusal
+from licenses.models import LAST_USED_EVERY, ApiToken, token_digest
 
 logger = logging.getLogger(__name__)
 UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, CONFLICT = 5, 6, 7, 8

@@ -17,8 +17,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from api.models import ApiToken, IdempotencyRecord
+from api.models import IdempotencyRecord
 from devices.outcomes import IDEMPOTENCY_CONFLICT, INVALID_REQUEST, Refusal
+from licenses.models import ApiToken
 
 KEPT = timedelta(hours=24)
 HEADER = "Idempotency-Key"

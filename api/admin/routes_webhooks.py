@@ -11,10 +11,17 @@ from api.admin.auth import get_visible, not_found, token_of, visible
 from api.admin.common import invalid, write
 from api.admin.pagination import page
 from api.admin.schemas import ERRORS, WRITE_ERRORS, Page, WebhookCreate, WebhookPatch
-from api.models import WebhookDelivery, WebhookEndpoint
-from api.webhooks import WebhookError, create_endpoint, delivery_data, endpoint_data, redeliver, update_endpoint
 from licenses.audit import record_audit
-from licenses.models import Organization
+from licenses.models import Organization, WebhookEndpoint
+from usage.webhooks.endpoints import (
+    WebhookError,
+    create_endpoint,
+    delivery_data,
+    endpoint_data,
+    redeliver,
+    update_endpoint,
+)
+from usage.webhooks.models import WebhookDelivery
 
 router = Router(tags=["webhooks"])
 

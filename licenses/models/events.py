@@ -9,7 +9,7 @@ from .organizations import Organization
 
 class OutboxEvent(models.Model):
     """A webhook event (SPEC section 14), written by ``licenses.events.emit`` in the same
-    transaction as the change it describes; ``api.webhooks`` fans it out to the endpoints that
+    transaction as the change it describes; ``usage.webhooks`` fans it out to the endpoints that
     subscribe to it and delivers it. ``event_id`` is the ``webhook-id`` of every delivery."""
 
     event_id = models.CharField(max_length=40, unique=True)

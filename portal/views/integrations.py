@@ -3,19 +3,19 @@ endpoints. An owner creates tokens (shown once) and revokes them, registers endp
 shown once), rotates a secret, deletes an endpoint, reads its deliveries and redelivers; every
 destructive action asks for confirmation first. Members see the lists; staff see them read-only.
 
-The token and webhook models belong to the ``api`` app, which sits beside the portal in the
-layers: the portal reaches them through the app registry and calls their service methods
-(``ApiToken.create_token``/``revoke``, ``WebhookEndpoint.register``/``change``,
-``WebhookDelivery.redeliver``), the same code the admin API runs."""
+Tokens and endpoints are ``licenses`` models (an organization's configuration); endpoints are
+saved and deliveries redelivered by ``usage.webhooks.endpoints``, the same code the admin and
+the admin API run."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django import forms
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,15 +23,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from licenses.audit import record_audit
 from licenses.events import EVENT_TYPES
+from licenses.models import ApiToken, Organization, WebhookEndpoint
 from portal.access import can_change, get_organization_for
-
-
-def _models():
-    return (
-        apps.get_model("api", "ApiToken"),
-        apps.get_model("api", "WebhookEndpoint"),
-        apps.get_model("api", "WebhookDelivery"),
-    )
+from usage.webhooks.endpoints import WebhookError, create_endpoint, endpoint_data, redeliver, update_endpoint
 
 
 class TokenForm(forms.Form):
@@ -51,7 +45,6 @@ class EndpointForm(forms.Form):
 
 
 def _page(request, organization, *, token_form=None, endpoint_form=None, status=200) -> HttpResponse:
-    ApiToken, WebhookEndpoint, _ = _models()
     context = {
         "organization": organization,
         "tokens": ApiToken.objects.filter(organization=organization).order_by("-created_at", "-id"),
@@ -64,10 +57,28 @@ def _page(request, organization, *, token_form=None, endpoint_form=None, status=
     return render(request, "portal/integrations.html", context, status=status)
 
 
-@login_required
-def integrations(request: HttpRequest, org_id: str) -> HttpResponse:
-    organization = get_organization_for(request, org_id)
-    return _page(request, organization)
+def _one(objects: models.QuerySet, what: str, **lookup: Any) -> Any:
+    """The one object of this organization (``lookup`` names it), or 404 for anything else."""
+    found = objects.filter(**lookup).first()
+    if found is None:
+        raise Http404(f"No such {what}")
+    return found
+
+
+def _audit(request, organization: Organization, action: str, obj, *, before=None, after=None, **kw) -> None:
+    record_audit(
+        actor=request.user, action=action, obj=obj, before=before, after=after, organization=organization, **kw
+    )
+
+
+def _confirmed(request) -> bool:
+    """A destructive action runs only on the confirmation page's POST."""
+    return request.method == "POST" and request.POST.get("confirm") == "yes"
+
+
+def _confirm_page(request, organization: Organization, *, title: str, body: str, button: str) -> HttpResponse:
+    context = {"organization": organization, "title": title, "body": body, "button": button}
+    return render(request, "portal/integrations_confirm.html", context)
 
 
 def _secret_page(request, organization, *, what: str, secret: str, about) -> HttpResponse:
@@ -81,6 +92,12 @@ def _secret_page(request, organization, *, what: str, secret: str, about) -> Htt
     return response
 
 
+@login_required
+def integrations(request: HttpRequest, org_id: str) -> HttpResponse:
+    organization = get_organization_for(request, org_id)
+    return _page(request, organization)
+
+
 @require_POST
 @login_required
 def token_create(request: HttpRequest, org_id: str) -> HttpResponse:
@@ -88,7 +105,6 @@ def token_create(request: HttpRequest, org_id: str) -> HttpResponse:
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _page(request, organization, token_form=form, status=400)
-    ApiToken, _, _ = _models()
     now = timezone.now()
     days = form.cleaned_data["expires_in_days"]
     token, secret = ApiToken.create_token(
@@ -99,42 +115,28 @@ def token_create(request: HttpRequest, org_id: str) -> HttpResponse:
         expires_at=now + timedelta(days=days) if days else None,
         created_by=request.user,
     )
-    record_audit(
-        actor=request.user,
-        action="api_token.create",
-        obj=token,
-        before=None,
-        after={"name": token.name, "scope": token.scope, "organization": organization.pk},
-        organization=organization,
-    )
+    after = {"name": token.name, "scope": token.scope, "organization": organization.pk}
+    _audit(request, organization, "api_token.create", token, after=after)
     return _secret_page(request, organization, what="token", secret=secret, about=token)
-
-
-def _token(organization, pk: int):
-    ApiToken, _, _ = _models()
-    token = ApiToken.objects.filter(organization=organization, pk=pk).first()
-    if token is None:
-        raise Http404("No such token")
-    return token
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def token_revoke(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
     organization = get_organization_for(request, org_id, change=True)
-    token = _token(organization, pk)
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
-        token.revoke(now=timezone.now(), actor=request.user)
-        messages.success(request, f"The token {token.prefix}… ({token.name}) is revoked: it answers 401 from now on.")
-        return redirect("portal:integrations", org_id=organization.pk)
-    context = {
-        "organization": organization,
-        "title": f"Revoke the token {token.name}?",
-        "body": f"The token {token.prefix}… ({token.name}, {token.scope}) will stop working at once: every request "
-        "with it answers 401. This cannot be undone; create a new token if you need one.",
-        "button": "Revoke the token",
-    }
-    return render(request, "portal/integrations_confirm.html", context)
+    token = _one(ApiToken.objects, "token", organization=organization, pk=pk)
+    if not _confirmed(request):
+        return _confirm_page(
+            request,
+            organization,
+            title=f"Revoke the token {token.name}?",
+            body=f"The token {token.prefix}… ({token.name}, {token.scope}) will stop working at once: every request "
+            "with it answers 401. This cannot be undone; create a new token if you need one.",
+            button="Revoke the token",
+        )
+    token.revoke(now=timezone.now(), actor=request.user)
+    messages.success(request, f"The token {token.prefix}… ({token.name}) is revoked: it answers 401 from now on.")
+    return redirect("portal:integrations", org_id=organization.pk)
 
 
 @require_POST
@@ -142,38 +144,26 @@ def token_revoke(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
 def endpoint_create(request: HttpRequest, org_id: str) -> HttpResponse:
     organization = get_organization_for(request, org_id, change=True)
     form = EndpointForm(request.POST)
-    _, WebhookEndpoint, _ = _models()
     if form.is_valid():
         try:
-            endpoint, secret = WebhookEndpoint.register(
+            endpoint, secret = create_endpoint(
                 url=form.cleaned_data["url"],
                 events=form.cleaned_data["events"] or None,
                 organization=organization,
                 created_by_name=request.user.get_username(),
                 now=timezone.now(),
             )
-        except ValueError as e:
-            for field, reason in getattr(e, "fields", {"url": str(e)}).items():
+        except WebhookError as e:
+            for field, reason in e.fields.items():
                 form.add_error(field if field in form.fields else None, f"The {field} {reason}.")
         else:
-            record_audit(
-                actor=request.user,
-                action="webhook.create",
-                obj=endpoint,
-                before=None,
-                after=endpoint.as_data(),
-                organization=organization,
-            )
+            _audit(request, organization, "webhook.create", endpoint, after=endpoint_data(endpoint))
             return _secret_page(request, organization, what="signing secret", secret=secret, about=endpoint)
     return _page(request, organization, endpoint_form=form, status=400)
 
 
-def _endpoint(organization, pk: int):
-    _, WebhookEndpoint, _ = _models()
-    endpoint = WebhookEndpoint.objects.filter(organization=organization, pk=pk).first()
-    if endpoint is None:
-        raise Http404("No such endpoint")
-    return endpoint
+def _endpoint(organization: Organization, pk: int) -> WebhookEndpoint:
+    return _one(WebhookEndpoint.objects, "endpoint", organization=organization, pk=pk)
 
 
 @login_required
@@ -196,18 +186,10 @@ def endpoint_detail(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
 def delivery_redeliver(request: HttpRequest, org_id: str, pk: int, delivery_pk: int) -> HttpResponse:
     organization = get_organization_for(request, org_id, change=True)
     endpoint = _endpoint(organization, pk)
-    delivery = endpoint.deliveries.select_related("event").filter(pk=delivery_pk).first()
-    if delivery is None:
-        raise Http404("No such delivery")
-    delivery.redeliver(now=timezone.now())
-    record_audit(
-        actor=request.user,
-        action="webhook.redeliver",
-        obj=endpoint,
-        before=None,
-        after={"delivery": str(delivery.pk), "event": delivery.event.event_id},
-        organization=organization,
-    )
+    delivery = _one(endpoint.deliveries.select_related("event"), "delivery", pk=delivery_pk)
+    redeliver(delivery, now=timezone.now())
+    after = {"delivery": str(delivery.pk), "event": delivery.event.event_id}
+    _audit(request, organization, "webhook.redeliver", endpoint, after=after)
     messages.success(request, f"{delivery.event.type} ({delivery.event.event_id}) will be delivered again now.")
     return redirect("portal:webhook", org_id=organization.pk, pk=endpoint.pk)
 
@@ -217,25 +199,20 @@ def delivery_redeliver(request: HttpRequest, org_id: str, pk: int, delivery_pk: 
 def endpoint_rotate(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
     organization = get_organization_for(request, org_id, change=True)
     endpoint = _endpoint(organization, pk)
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
-        secret = endpoint.change(now=timezone.now(), rotate_secret=True)
-        record_audit(
-            actor=request.user,
-            action="webhook.rotate_secret",
-            obj=endpoint,
-            before=None,
-            after={"previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat()},
-            organization=organization,
+    if not _confirmed(request):
+        return _confirm_page(
+            request,
+            organization,
+            title=f"Rotate the signing secret of {endpoint.url}?",
+            body="A new secret is made and shown once. For 24 hours every delivery is signed with both the new "
+            "and the old secret, so your receiver can switch over; after that only the new one signs.",
+            button="Rotate the secret",
         )
-        return _secret_page(request, organization, what="signing secret", secret=secret, about=endpoint)
-    context = {
-        "organization": organization,
-        "title": f"Rotate the signing secret of {endpoint.url}?",
-        "body": "A new secret is made and shown once. For 24 hours every delivery is signed with both the new "
-        "and the old secret, so your receiver can switch over; after that only the new one signs.",
-        "button": "Rotate the secret",
-    }
-    return render(request, "portal/integrations_confirm.html", context)
+    secret = update_endpoint(endpoint, now=timezone.now(), rotate_secret=True)
+    assert secret is not None and endpoint.previous_secret_expires_at is not None
+    after = {"previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat()}
+    _audit(request, organization, "webhook.rotate_secret", endpoint, after=after)
+    return _secret_page(request, organization, what="signing secret", secret=secret, about=endpoint)
 
 
 @require_http_methods(["GET", "POST"])
@@ -243,25 +220,17 @@ def endpoint_rotate(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
 def endpoint_delete(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
     organization = get_organization_for(request, org_id, change=True)
     endpoint = _endpoint(organization, pk)
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
-        data = endpoint.as_data()
-        record_audit(
-            actor=request.user,
-            action="webhook.delete",
-            obj=endpoint,
-            before=data,
-            after=None,
-            organization=organization,
-            object_id=str(endpoint.pk),
+    if not _confirmed(request):
+        return _confirm_page(
+            request,
+            organization,
+            title=f"Delete the endpoint {endpoint.url}?",
+            body=f"{endpoint.url} will get no more events, and its delivery log ({endpoint.deliveries.count()} "
+            "deliveries) is deleted with it. This cannot be undone.",
+            button="Delete the endpoint",
         )
-        endpoint.delete()
-        messages.success(request, f"The endpoint {data['url']} is deleted: it gets no more events.")
-        return redirect("portal:integrations", org_id=organization.pk)
-    context = {
-        "organization": organization,
-        "title": f"Delete the endpoint {endpoint.url}?",
-        "body": f"{endpoint.url} will get no more events, and its delivery log ({endpoint.deliveries.count()} "
-        "deliveries) is deleted with it. This cannot be undone.",
-        "button": "Delete the endpoint",
-    }
-    return render(request, "portal/integrations_confirm.html", context)
+    data = endpoint_data(endpoint)
+    _audit(request, organization, "webhook.delete", endpoint, before=data, object_id=str(endpoint.pk))
+    endpoint.delete()
+    messages.success(request, f"The endpoint {data['url']} is deleted: it gets no more events.")
+    return redirect("portal:integrations", org_id=organization.pk)

@@ -10,9 +10,8 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from api.models import READ, WRITE, ApiToken
 from licenses.audit import record_audit
-from licenses.models import Organization
+from licenses.models import READ, WRITE, ApiToken, Organization
 
 
 class Command(BaseCommand):

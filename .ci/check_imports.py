@@ -17,12 +17,18 @@ SERVER = set(RANK)
 
 
 def imported(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every import, and every model looked up in the app registry by name (``get_model("api",
+    "ApiToken")``, ``get_model("api.ApiToken")``): a lookup is an import that hides from this check."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "get_model":
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append((node.lineno, first.value.split(".")[0] + ".models"))
     return found
 
 

@@ -28,3 +28,12 @@ def test_it_allows_downward_imports():
     assert check_imports.problem("portal", "", "usage.exports") is None
     assert check_imports.problem("dls_admin", "", "api.device") is None
     assert check_imports.problem("client", "tools", "usage.jobs") is None
+
+
+def test_a_model_looked_up_by_name_counts_as_an_import():
+    import ast
+
+    tree = ast.parse('from django.apps import apps\napps.get_model("api", "ApiToken")\nget_model("usage.Job")')
+    found = [target for _, target in check_imports.imported(tree)]
+    assert found == ["django.apps", "api.models", "usage.models"]
+    assert check_imports.problem("portal", "", found[1])  # a sibling's model through the registry

@@ -80,13 +80,13 @@ MIDDLEWARE = [
     "dls_admin.security.TrustedProxyMiddleware",
     "api.contact.ClientAddressMiddleware",  # device requests record their address (docs/insight.md)
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "dls_admin.pages_only.CSPMiddleware",  # these four: not for the device endpoints (dls_admin/pages_only.py)
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "dls_admin.pages_only.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",  # as is: check --deploy looks for it by name
+    "dls_admin.pages_only.AuthenticationMiddleware",
+    "dls_admin.pages_only.MessageMiddleware",
     "portal.errors.ErrorPagesMiddleware",  # our 403/404 pages, in the demo (DEBUG) too; 403 without traceback
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # axes' own lockout answer; ours is a form error (never set)

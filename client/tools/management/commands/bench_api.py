@@ -157,7 +157,7 @@ class Command(BaseCommand):
         rollup_s = time.monotonic() - t0
         self.say(f"rollup_usage over them in {rollup_s:.1f} s: {rollup}")
 
-        from client.tools import hotpath
+        from client.tools import bench_webhooks, hotpath
 
         hotpath.fill_seats(world["hot_seats_full"], 40_000, now)
         self.say("in-process: statements and CPU per request (authorize at 0 and 40,000 seats, usage)")
@@ -174,6 +174,7 @@ class Command(BaseCommand):
                 self.loadavg = os.getloadavg()[0]  # other work on the machine skews the figures
                 load = self.load(base, world, plan)
                 pages = self.pages(base, world, plan)
+                bench_webhooks.run(base, plan, quick=opts["quick"], write_doc_too=opts["write_doc"], say=self.say, out=self.stdout)  # fmt: skip
             finally:
                 server.send_signal(signal.SIGTERM)
                 try:

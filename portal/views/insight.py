@@ -24,10 +24,12 @@ from devices.services import release_device
 from licenses.models import LicenseItem
 from portal.access import can_change, get_project_for
 from portal.bulk import UNDO_WINDOW
+from portal.views.statistics import _date_field
 from usage.insight.quantity import OPTIONS as QUANTITY_OPTIONS
 from usage.insight.quantity import right_quantity
 from usage.models import ProjectAnomaly, ReplayRun
 from usage.replay import FIELDS, PolicyError, check_window, parse_changes, what_if
+from usage.replay.policy import MAX_VALUE
 
 INLINE_DAYS = 31  # longer windows run as a Celery task with a progress bar
 LABELS = {
@@ -46,9 +48,17 @@ def _midnight(d) -> datetime:
     return datetime.combine(d, datetime.min.time(), tzinfo=UTC)
 
 
+def _window_date(label: str) -> forms.DateField:
+    """A required UTC date within the range any date input takes (the statistics page's bounded
+    field): outside it a form error on the field, never an overflow further on."""
+    field = _date_field(label)
+    field.required = True
+    return field
+
+
 class WindowForm(forms.Form):
-    start = forms.DateField(label="From (UTC, inclusive)")
-    end = forms.DateField(label="To (UTC, exclusive)")
+    start = _window_date("From (UTC, inclusive)")
+    end = _window_date("To (UTC, exclusive)")
 
     def clean(self):
         data = super().clean() or {}
@@ -66,14 +76,16 @@ def _policy_form(item: LicenseItem, data=None) -> forms.Form:
         if name == "quantities":
             for module, quantity in sorted((item.quantities or {}).items()):
                 fields[f"quantities.{module}"] = forms.IntegerField(
-                    label=f"Pages of {module}", min_value=1, required=False, initial=quantity
+                    label=f"Pages of {module}", min_value=1, max_value=MAX_VALUE, required=False, initial=quantity
                 )
         elif name == "period":
             choices = [(p, p) for p in ("yearly", "quarterly", "monthly", "daily")]
             fields[name] = forms.ChoiceField(label=LABELS[name], choices=choices, required=False, initial=item.period)
         else:
             current = getattr(item, name)
-            fields[name] = forms.IntegerField(label=LABELS[name], min_value=0, required=False, initial=current)
+            fields[name] = forms.IntegerField(
+                label=LABELS[name], min_value=0, max_value=MAX_VALUE, required=False, initial=current
+            )
     return type("PolicyForm", (forms.Form,), fields)(data)
 
 
@@ -177,11 +189,12 @@ def seat_burn(request: HttpRequest, pk: int) -> HttpResponse:
     groups = burn_groups(project, now=now)
     asked = None
     if request.method == "POST":
-        try:
-            group = groups[int(request.POST.get("group", ""))]
-        except (ValueError, IndexError):
+        asked_for = request.POST.get("group", "")
+        index = int(asked_for) if asked_for.isascii() and asked_for.isdigit() and len(asked_for) < 7 else -1
+        if not 0 <= index < len(groups):
             messages.error(request, "That group is gone: the devices changed since the page was shown.")
             return redirect("portal:seat_burn", pk=project.pk)
+        group = groups[index]
         if request.POST.get("confirm") != "yes":
             asked = {"index": groups.index(group), "group": group}
         else:

@@ -148,7 +148,8 @@ class Replay:
             .values_list("device__device_uuid", "raw_sightings")
         )
         for uuid, blob in rows.iterator(chunk_size=SIGHTINGS_CHUNK):
-            self.dedup.count(uuid, unpack(blob)[1])
+            if blob is not None:  # excluded above; typed as nullable
+                self.dedup.count(uuid, unpack(blob)[1])
 
     def _counted(self, event: Event) -> dict[str, int]:
         """What the report counts under the policy: as recorded, or with its stored sightings

@@ -15,6 +15,11 @@ def rfc3339(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc3339_sql(col: str) -> str:
+    """``rfc3339`` in PostgreSQL, for exports written by the database (``COPY``); NULL stays NULL."""
+    return f"""to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+
+
 def parse_rfc3339(value: object) -> datetime:
     """An RFC 3339 date-time with its offset, as an aware UTC datetime; ValueError otherwise."""
     if not isinstance(value, str) or not _RFC3339.match(value):

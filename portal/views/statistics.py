@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from devices.models import OVERUSE_SPENT, QuotaCounter
+from devices.models import OVERUSE_SPENT, Device, QuotaCounter
 from licenses import rules
 from licenses.clock import EARLIEST, LATEST
 from portal.access import get_project_for
@@ -195,21 +195,24 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         {"start": b, "end": b + timedelta(hours=2), "values": [two_hour[(b, m)] for m in metrics]} for b in buckets
     ]
 
-    # Devices by usage in the period, from the per-device daily rollup (usage.models.DeviceUsageDay).
+    # Devices by usage in the period, from the per-device daily rollup (usage.models.DeviceUsageDay):
+    # summed per device on that table alone (by the project's item ids, so PostgreSQL estimates the
+    # rows right), then only the DEVICE_ROWS devices shown are read for their names. Joining the
+    # devices before grouping looked up every device-day's device (1M lookups at fleet scale).
     scan = Q(metric="barcode_scans")
-    by_device = list(
-        DeviceUsageDay.objects.filter(item__project=project, day__gte=start, day__lte=end)
-        .values(
-            "device_id",
-            "device__device_uuid",
-            "device__device_name",
-            "device__client_type",
-            "device__origin",
-        )
+    top = list(
+        DeviceUsageDay.objects.filter(item_id__in=list(by_id), day__gte=start, day__lte=end)
+        .values("device_id")
         .annotate(total=Sum("count"), scans=Sum("count", filter=scan), pages=Sum("count", filter=~scan))
         .order_by("-total", "device_id")[:DEVICE_ROWS]
     )
-    device_rows = [{f"report__{k}" if k.startswith("device") else k: v for k, v in r.items()} for r in by_device]
+    shown_devices = Device.objects.filter(pk__in=[r["device_id"] for r in top])
+    names = {d.pop("id"): d for d in shown_devices.values("id", "device_uuid", "device_name", "client_type", "origin")}
+    device_rows = [
+        {"report__device_id": r["device_id"], "total": r["total"], "scans": r["scans"], "pages": r["pages"]}
+        | {f"report__device__{k}": v for k, v in names.get(r["device_id"], {}).items()}
+        for r in top
+    ]
     context = {
         "project": project,
         "form": form,

@@ -217,3 +217,24 @@ def test_pack_round_trips_and_refuses_what_is_not_packed():
     for bad in (b"", b"XX" + bytes(8), pack(many[:3], counted=1)[:-4]):
         with pytest.raises((PackError, ValueError)):
             unpack(bad)
+
+
+def test_the_item_page_offers_the_interval_for_scan_items(client):
+    reports_of = plan()
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100_000)
+    drive(client, item, reports_of)
+    client.force_login(factories.UserFactory(organization=item.project.organization), backend=factories.MODEL_BACKEND)
+    url = f"/projects/{item.project.pk}/items/{item.pk}/what-if/"
+    assert 'name="dedup_interval_ms"' in client.get(url).content.decode()
+    day = NOW.date()
+    page = client.post(url, {"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat(),
+                             "dedup_interval_ms": "10000"})  # fmt: skip
+    assert page.status_code == 200
+    result = page.context["result"]
+    assert result["barcode_scans"] == sum(direct_count(rs, 10_000) for rs in reports_of.values())
+    assert 'id="what-if-scans"' in page.content.decode()
+    seats = factories.LicenseItemFactory(project=item.project, license=item.license, quantity=5)
+    assert (
+        'name="dedup_interval_ms"'
+        not in client.get(f"/projects/{item.project.pk}/items/{seats.pk}/what-if/").content.decode()
+    )

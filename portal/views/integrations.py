@@ -124,7 +124,7 @@ def token_create(request: HttpRequest, org_id: str) -> HttpResponse:
 @login_required
 def token_revoke(request: HttpRequest, org_id: str, pk: int) -> HttpResponse:
     organization = get_organization_for(request, org_id, change=True)
-    token = _one(ApiToken.objects, "token", organization=organization, pk=pk)
+    token = _one(ApiToken.objects.all(), "token", organization=organization, pk=pk)
     if not _confirmed(request):
         return _confirm_page(
             request,
@@ -163,7 +163,7 @@ def endpoint_create(request: HttpRequest, org_id: str) -> HttpResponse:
 
 
 def _endpoint(organization: Organization, pk: int) -> WebhookEndpoint:
-    return _one(WebhookEndpoint.objects, "endpoint", organization=organization, pk=pk)
+    return _one(WebhookEndpoint.objects.all(), "endpoint", organization=organization, pk=pk)
 
 
 @login_required

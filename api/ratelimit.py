@@ -3,8 +3,9 @@
 Fixed windows counted in the Django cache (Redis when REDIS_URL is set, so every web process
 shares the counts; the local-memory cache otherwise). Each window has its own key, named by the
 window number, created with ``cache.add`` (atomic: only the first request of a window creates it)
-and counted with ``cache.incr`` (atomic in Redis and in the local-memory cache); the key expires
-shortly after its window ends, so nothing needs cleaning up.
+and counted with ``cache.incr`` (atomic in the local-memory cache); in Redis both windows of a
+request are created and counted in one round trip (``_count_all``: ``SET NX EX`` and ``INCR`` in
+one ``MULTI``). The key expires shortly after its window ends, so nothing needs cleaning up.
 
 The limits fail soft: when the cache raises (Redis down, or slower than its socket timeouts),
 the request is counted in this process's own memory instead (the limit then holds per process,
@@ -24,7 +25,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
 
 logger = logging.getLogger("api.ratelimit")
@@ -75,6 +77,23 @@ def _count_in_cache(key: str, timeout: int) -> int:
     except ValueError:  # expired between add and incr: this request opens it again
         cache.add(key, 1, timeout=timeout)
         return 1
+
+
+def _count_all(keys: list[tuple[str, int]]) -> list[int]:
+    """Count one request in each ``(key, timeout)`` window. In Redis one round trip for all of
+    them: a ``MULTI`` of ``SET key 0 EX timeout NX`` and ``INCR key`` per key (atomic, so a key
+    is never incremented without its expiry), where ``cache.add`` and ``cache.incr`` took three
+    round trips per key (``incr`` checks that the key exists first). The keys and the stored
+    integers are the cache's own (``make_and_validate_key``; Django stores an int as is)."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(backend, RedisCache):
+        return [_count_in_cache(key, timeout) for key, timeout in keys]
+    pipe = backend._cache.get_client(write=True).pipeline(transaction=True)
+    for key, timeout in keys:
+        name = backend.make_and_validate_key(key)
+        pipe.set(name, 0, ex=timeout, nx=True)
+        pipe.incr(name)
+    return [int(n) for n in pipe.execute()[1::2]]
 
 
 class _LocalCounts:
@@ -133,26 +152,38 @@ def reset_degradation() -> None:
         _local._counts.clear()
 
 
+def _window(scope: str, identity: str, rate: Rate, now: float) -> tuple[str, int, int]:
+    """The key of the current window of ``identity`` in ``scope``, its timeout and the window."""
+    window = int(now // rate.period)
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    # Outlives its window by a margin: with clock skew between web hosts a late request may still
+    # count in it.
+    timeout = rate.period - int(now % rate.period) + 10
+    return f"rl:{scope}:{rate.period}:{digest}:{window}", timeout, window
+
+
+def hits(limits: list[tuple[str, str, Rate]], now: float) -> list[int | None]:
+    """``hit`` for several ``(scope, identity, rate)`` at once (one cache round trip in Redis)."""
+    windows = [_window(scope, identity, rate, now) for scope, identity, rate in limits]
+    keys = [(key, timeout) for key, timeout, _ in windows]
+    if time.monotonic() < _breaker["skip_cache_until"]:
+        counts = [_local.count(key, now + timeout, now) for key, timeout in keys]
+    else:
+        try:
+            counts = _count_all(keys)
+        except Exception as exc:  # the cache itself failed: count here, never fail the request
+            _degraded(exc, now)
+            counts = [_local.count(key, now + timeout, now) for key, timeout in keys]
+    waits: list[int | None] = []
+    for (_, _, rate), (_, _, window), count in zip(limits, windows, counts, strict=True):
+        waits.append(None if count <= rate.limit else max(1, math.ceil((window + 1) * rate.period - now)))
+    return waits
+
+
 def hit(scope: str, identity: str, rate: Rate, now: float) -> int | None:
     """Count one request of ``identity`` in the current window of ``scope``; None while within
     ``rate``, otherwise the seconds until the window ends. Also used by the password-reset form."""
-    window = int(now // rate.period)
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    key = f"rl:{scope}:{rate.period}:{digest}:{window}"
-    # Outlives its window by a margin: with clock skew between web hosts a late request may still
-    # count in it, and Redis INCR on a key that has just expired would recreate it without expiry.
-    timeout = rate.period - int(now % rate.period) + 10
-    if time.monotonic() < _breaker["skip_cache_until"]:
-        count = _local.count(key, now + timeout, now)
-    else:
-        try:
-            count = _count_in_cache(key, timeout)
-        except Exception as exc:  # the cache itself failed: count here, never fail the request
-            _degraded(exc, now)
-            count = _local.count(key, now + timeout, now)
-    if count <= rate.limit:
-        return None
-    return max(1, math.ceil((window + 1) * rate.period - now))
+    return hits([(scope, identity, rate)], now)[0]
 
 
 _hit = hit  # the admin API's per-token limit imports it under this name (api/admin/auth.py)
@@ -167,10 +198,10 @@ def check_rate_limit(*, license_key: str, device_uuid: str, address: str, now: f
     now = time.time() if now is None else float(now)
     device_rate = parse_rate(getattr(settings, "API_RATE_LIMIT", "60/m"), setting="API_RATE_LIMIT")
     address_rate = parse_rate(getattr(settings, "API_RATE_LIMIT_ADDRESS", "6000/m"), setting="API_RATE_LIMIT_ADDRESS")
-    waits = []
+    limits = []
     if device_rate is not None:
-        waits.append(hit("dev", f"{license_key}\x00{device_uuid}", device_rate, now))
+        limits.append(("dev", f"{license_key}\x00{device_uuid}", device_rate))
     if address_rate is not None:
-        waits.append(hit("addr", str(address or ""), address_rate, now))
-    known = [w for w in waits if w is not None]
+        limits.append(("addr", str(address or ""), address_rate))
+    known = [w for w in hits(limits, now) if w is not None] if limits else []
     return max(known) if known else None

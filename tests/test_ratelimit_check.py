@@ -157,3 +157,22 @@ def test_it_sets_an_expiry_on_its_counters(fresh_cache):
         now = time.time()
         assert cache._expire_info
         assert all(now < exp <= now + 11 for exp in cache._expire_info.values())
+
+
+@override_settings(API_RATE_LIMIT="60/m", API_RATE_LIMIT_ADDRESS="6000/m")
+def test_in_redis_both_windows_of_a_request_cost_one_round_trip(fresh_cache, monkeypatch):
+    if fresh_cache != "redis":
+        pytest.skip("Redis only")
+    from redis.connection import Connection
+
+    sent = []
+    real = Connection.send_packed_command
+    monkeypatch.setattr(Connection, "send_packed_command", lambda self, *a, **k: sent.append(1) or real(self, *a, **k))
+    hit(1)  # connects (the first packets are the handshake)
+    sent.clear()
+    assert hit(3) == [None, None, None]
+    assert len(sent) == 3  # one per request: the device's and the address's windows together
+    from api.ratelimit import _window
+
+    key, _, _ = _window("dev", "K\x00d1", Rate(60, 60), T0)
+    assert cache.get(key) == 4  # the cache's own key and value: cache.get and cache.incr still read it

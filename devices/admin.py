@@ -1,4 +1,4 @@
-"""Staff views of devices and of every authorization decision (issue 3, point 7; SPEC section 10).
+"""Staff views of devices and of every authorization decision (SPEC section 10).
 
 Both are read-only: devices change only through the device API and services (the "Release seat"
 action calls ``devices.release.release_device``); decisions are a record, never edited.

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc import jws
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -41,7 +41,7 @@ class LocalLicenseVerifier:
     """Checks local licenses against a key set (fetched once from the server, then kept: an SDK
     that holds a valid token works offline)."""
 
-    def __init__(self, jwks: dict, *, origin: str | None = None) -> None:
+    def __init__(self, jwks: KeySetSerialization, *, origin: str | None = None) -> None:
         self.keys = KeySet.import_key_set(jwks)
         self.origin = normalize_origin(origin) if origin else None
 

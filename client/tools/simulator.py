@@ -190,14 +190,16 @@ class Fleet:
     # -- usage of one slot --------------------------------------------------------------------
 
     def make_report(self, sim: SimDevice, slot_start: datetime) -> Report | None:
-        profile, rng = sim.device.profile, sim.rng
+        profile, rng, dedup = sim.device.profile, sim.rng, sim.device.dedup
+        if dedup is None:
+            return None  # never authorized: no local license, nothing to report with
         report = Report(report_id=f"{sim.device.device_uuid}@{rfc3339(slot_start)}", slot_start=slot_start)
         if profile.reports_pages:
             report.pages = {m: rng.choice((0, 0, 1, 2, 5, 12)) for m in profile.modules}
             report.pages = {m: n for m, n in report.pages.items() if n}
         else:
             sightings = self.sightings(sim, slot_start)
-            counted = sim.device.dedup.count(sightings) if sightings else 0
+            counted = dedup.count(sightings) if sightings else 0
             report.expected_scans = counted
             if sim.raw:
                 report.sightings = sightings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -195,3 +196,32 @@ class SeatCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id}: {self.active} active"
+
+class ReleaseBatch(models.Model):
+    """A bulk release of a project's devices (idle ones, or a seat-burn group's older UUIDs) that
+    any owner of the organization may undo until ``undo_until`` (SPEC section 10: a destructive
+    action confirms and says what it does; ``portal.bulk`` writes and undoes it). Kept on the
+    server, not in a browser session, so another owner or another browser can undo it; the
+    conditional update that sets ``undone_at`` claims the undo once."""
+
+    IDLE, SEAT_BURN = "idle", "seat_burn"
+    KINDS = [(IDLE, "idle devices"), (SEAT_BURN, "seat burn")]
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="release_batches")
+    kind = models.CharField(max_length=16, choices=KINDS, default=IDLE)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    released_at = models.DateTimeField()
+    undo_until = models.DateTimeField()
+    device_ids = models.JSONField(default=list)  # Device pks whose seat the release freed
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "undo_until"], name="release_batch_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{len(self.device_ids)} {self.get_kind_display()} of project {self.project_id} at {self.released_at}"

@@ -159,8 +159,25 @@ def test_it_confirms_then_releases_and_undoes(browser, live_server, w):
     expect(page.locator(".undo")).to_contain_text("Released 2 devices")
     shot(page, "release-idle-undo-owner")
     assert all(Device.objects.get(pk=d.pk).state == Device.RELEASED for d in idle)
+    # Another owner, in another browser (another context: no shared session), undoes it from
+    # the project's page: the release is kept on the server (ReleaseBatch).
+    factories.UserFactory(organization=w.org, role="owner", username="co-owner")
+    other = new_page(browser)
+    log_in(other, live_server, "co-owner")
+    other.goto(live_server.url + reverse("portal:project", args=[w.project.pk]))
+    expect(other.locator(".undo")).to_contain_text("Released 2 devices at")
+    expect(other.locator(".undo")).to_contain_text(f"by {w.owner.username}. Any owner can undo this until")
+    assert axe(other, "project-undo-co-owner") == []
+    shot(other, "project-undo-co-owner")
+    other.get_by_role("button", name="Undo the release").click()
+    expect(other.get_by_role("status").first).to_contain_text("Undone: 2 devices hold their seat again.")
+    assert all(Device.objects.get(pk=d.pk).state == Device.ACTIVE for d in idle)
+    assert other.console_errors == []
+    other.context.close()
+    # The first owner's page still offers it: undoing again is refused, saying who did it.
     page.get_by_role("button", name="Undo the release").click()
-    expect(page.get_by_role("status").first).to_contain_text("Undone: 2 devices hold their seat again.")
+    expect(page.get_by_role("status").first).to_contain_text("Already undone by co-owner.")
+    shot(page, "release-idle-undo-refused-owner")
     assert all(Device.objects.get(pk=d.pk).state == Device.ACTIVE for d in idle)
     page.context.close()
 

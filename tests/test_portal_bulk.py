@@ -55,7 +55,8 @@ def test_it_lists_the_idle_devices_and_the_seats_it_frees_then_releases_them_and
         assert response.status_code == 302
         assert set(Device.objects.filter(state=Device.RELEASED).values_list("pk", flat=True)) == {d.pk for d in old}
         page = text(client.get(response["Location"]))
-        assert "Released 3 devices" in page and "You can undo this until 2026-11-27 17:34 UTC" in page
+        assert "Released 3 devices at 2026-11-27 17:24 UTC by" in page
+        assert "Any owner can undo this until 2026-11-27 17:34 UTC" in page
         batch = re.search(r'name="batch" value="(\d+)"', client.get(response["Location"]).content.decode()).group(1)
     assert Device.objects.get(pk=recent[0].pk).state == Device.ACTIVE
     with time_machine.travel(NOW + timedelta(minutes=9), tick=False):
@@ -120,3 +121,82 @@ def test_release_is_offered_only_on_devices_that_hold_a_seat(client, w):
         assert "Release this seat" not in detail
         confirm = text(client.get(reverse("portal:device_release", args=[scanner.pk])))
         assert "holds no seat" in confirm
+
+
+def undo_form_batch(client, url: str) -> str:
+    return re.search(r'name="batch" value="(\d+)"', client.get(url).content.decode()).group(1)
+
+
+def test_another_owner_undoes_from_the_project_page_and_it_is_undone_once(client, w):
+    """The release is kept on the server (ReleaseBatch): any owner of the organization, in
+    another session, sees it on the project's page and undoes it; the first owner's undo is
+    then refused, and nothing moves twice."""
+    from django.test import Client
+
+    from devices.models import ReleaseBatch
+
+    old = idle(w, 2, 40)
+    second_owner = factories.UserFactory(organization=w.org, role="owner", username="second-owner")
+    viewer = factories.UserFactory(organization=w.org, role="viewer")
+    client.force_login(w.owner, backend=MODEL_BACKEND)
+    other = Client()
+    other.force_login(second_owner, backend=MODEL_BACKEND)
+    project_url = reverse("portal:project", args=[w.project.pk])
+    undo_url = reverse("portal:release_idle_undo", args=[w.project.pk])
+    with time_machine.travel(NOW, tick=False):
+        client.post(reverse("portal:release_idle", args=[w.project.pk]), {"days": "30", "confirm": "yes"})
+    batch = ReleaseBatch.objects.get()
+    assert (batch.released_by, sorted(batch.device_ids)) == (w.owner, sorted(d.pk for d in old))
+    assert batch.undo_until == NOW + timedelta(minutes=10)
+    with time_machine.travel(NOW + timedelta(minutes=4), tick=False):
+        page = text(other.get(project_url))
+        assert f"Released 2 devices at 2026-11-27 17:24 UTC by {w.owner.username}" in page
+        assert undo_form_batch(other, project_url) == str(batch.pk)
+        viewer_client = Client()
+        viewer_client.force_login(viewer, backend=MODEL_BACKEND)
+        assert "Undo the release" not in text(viewer_client.get(project_url))  # owners only
+        assert viewer_client.post(undo_url, {"batch": batch.pk}).status_code == 403
+        response = other.post(undo_url, {"batch": batch.pk}, follow=True)
+        assert "Undone: 2 devices hold their seat again." in text(response)
+        assert Device.objects.filter(pk__in=[d.pk for d in old], state=Device.ACTIVE).count() == 2
+        again = client.post(undo_url, {"batch": batch.pk}, follow=True)
+        assert "Already undone by second-owner." in text(again)
+        assert "Undo the release" not in text(client.get(project_url))
+    batch.refresh_from_db()
+    assert (batch.undone_at, batch.undone_by) == (NOW + timedelta(minutes=4), second_owner)
+    assert Decision.objects.filter(rule="release_undone").count() == 2
+    assert recount(fix=False) == []
+
+
+def test_an_undo_is_claimed_once_even_from_a_stale_read(w):
+    """Two owners undoing at once: the conditional update claims the batch for one of them."""
+    from devices.models import ReleaseBatch
+    from portal.bulk import record_batch, release_idle, undo_batch
+
+    idle(w, 2, 40)
+    with time_machine.travel(NOW, tick=False):
+        released = release_idle(w.project, idle_days=30, actor=w.owner, now=NOW)
+        record_batch(w.project, kind=ReleaseBatch.IDLE, device_ids=released, actor=w.owner, now=NOW)
+    first, second = ReleaseBatch.objects.get(), ReleaseBatch.objects.get()  # both read before either undoes
+    assert undo_batch(first, actor=w.owner, now=NOW + timedelta(minutes=1)).restored == 2
+    late = undo_batch(second, actor=w.owner, now=NOW + timedelta(minutes=1))
+    assert (late.restored, late.refused) == (0, "Already undone.")
+    assert Decision.objects.filter(rule="release_undone").count() == 2
+
+
+def test_an_undo_names_no_other_projects_release(client, w):
+    """A batch id of another project (or organization) undoes nothing."""
+    from devices.models import ReleaseBatch
+
+    other = factories.ProjectFactory(organization=w.org, name="elsewhere")
+    batch = ReleaseBatch.objects.create(
+        project=other, released_at=NOW, undo_until=NOW + timedelta(minutes=10), device_ids=[w.device.pk]
+    )
+    client.force_login(w.owner, backend=MODEL_BACKEND)
+    with time_machine.travel(NOW, tick=False):
+        for value in (str(batch.pk), "x", "", "²"):
+            response = client.post(
+                reverse("portal:release_idle_undo", args=[w.project.pk]), {"batch": value}, follow=True
+            )
+            assert "Nothing to undo: no such release of this project." in text(response)
+    assert ReleaseBatch.objects.get().undone_at is None

@@ -16,9 +16,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devices.models import Decision, Device, holding_seat_q, search_text
+from devices.models import Decision, Device, ReleaseBatch, holding_seat_q, search_text
 from portal.access import can_change, check_access, get_project_for
-from portal.bulk import MAX_BULK, UNDO_WINDOW, holds_seat, idle_devices, release_idle, undo_release
+from portal.bulk import MAX_BULK, holds_seat, idle_devices, open_batches, record_batch, release_idle, undo_batch
 from portal.display import shown
 from portal.explain import explain
 from portal.paging import CappedPaginator
@@ -191,37 +191,24 @@ class IdleForm(forms.Form):
 @login_required
 def release_idle_devices(request: HttpRequest, pk: int) -> HttpResponse:
     """Owners pick "idle more than N days", see the devices and the seats it frees, confirm;
-    the release can be undone for 10 minutes (portal.bulk)."""
+    any owner can undo the release for 10 minutes (portal.bulk, a ReleaseBatch row)."""
     project = get_project_for(request, pk, change=True)
     now = timezone.now()
     form = IdleForm(request.POST or request.GET or None)
     days = form.cleaned_data["days"] if form.is_valid() else 30
     if request.method == "POST" and form.is_valid() and request.POST.get("confirm") == "yes":
         released = release_idle(project, idle_days=days, actor=request.user, now=now)
-        batches = request.session.get("release_batches", {})
-        key = str(int(now.timestamp() * 1000))
-        batches = {k: v for k, v in batches.items() if int(k) / 1000 > now.timestamp() - UNDO_WINDOW.total_seconds()}
-        batches[key] = {"project": project.pk, "devices": released, "at": now.isoformat()}
-        request.session["release_batches"] = batches
+        batch = record_batch(project, kind=ReleaseBatch.IDLE, device_ids=released, actor=request.user, now=now)
         messages.success(
             request, f"Released {len(released)} idle device{'s' if len(released) != 1 else ''}: their seats are free."
         )
-        return redirect(reverse("portal:release_idle", args=[project.pk]) + f"?days={days}&batch={key}")
+        return redirect(reverse("portal:release_idle", args=[project.pk]) + f"?days={days}&batch={batch.pk}")
     devices = idle_devices(project, idle_days=days, now=now)
     listed = list(devices[:PAGE_SIZE])
     per_item = list(
         devices.values("item_id", "item__option", "item__quantity").annotate(n=Count("id")).order_by("item_id")
     )
     total = sum(r["n"] for r in per_item)
-    batch = None
-    key = request.GET.get("batch", "")
-    stored = request.session.get("release_batches", {}).get(key)
-    if stored and stored["project"] == project.pk:
-        from datetime import datetime
-
-        at = datetime.fromisoformat(stored["at"])
-        if now - at <= UNDO_WINDOW:
-            batch = {"key": key, "count": len(stored["devices"]), "until": at + UNDO_WINDOW}
     context = {
         "project": project,
         "form": form,
@@ -231,7 +218,7 @@ def release_idle_devices(request: HttpRequest, pk: int) -> HttpResponse:
         "total": total,
         "shown": len(listed),
         "max_bulk": MAX_BULK,
-        "batch": batch,
+        "undoable": list(open_batches(project, now=now)[:5]),
         "now": now,
     }
     return render(request, "portal/release_idle.html", context)
@@ -240,31 +227,22 @@ def release_idle_devices(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def release_idle_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    """Undo a bulk release of this project (any owner, any browser, within 10 minutes)."""
     project = get_project_for(request, pk, change=True)
     now = timezone.now()
-    key = request.POST.get("batch", "")
-    batches = request.session.get("release_batches", {})
-    stored = batches.get(key)
-    if not stored or stored["project"] != project.pk:
-        messages.error(request, "Nothing to undo: the release was not made in this session.")
+    batch_id = request.POST.get("batch", "")
+    batch = None
+    if batch_id.isascii() and batch_id.isdigit():
+        batch = ReleaseBatch.objects.select_related("project", "undone_by").filter(project=project, pk=batch_id).first()
+    if batch is None:
+        messages.error(request, "Nothing to undo: no such release of this project.")
+        return redirect("portal:project", pk=project.pk)
+    undo = undo_batch(batch, actor=request.user, now=now)
+    if undo.refused:
+        messages.error(request, undo.refused)
     else:
-        from datetime import datetime
-
-        restored, skipped = undo_release(
-            project,
-            device_ids=stored["devices"],
-            released_at=datetime.fromisoformat(stored["at"]),
-            actor=request.user,
-            now=now,
-        )
-        if restored or not skipped:
-            batches.pop(key)
-            request.session["release_batches"] = batches
-        if skipped and not restored and now - datetime.fromisoformat(stored["at"]) > UNDO_WINDOW:
-            messages.error(request, "Too late to undo: a release can be undone for 10 minutes.")
-        else:
-            text = f"Undone: {restored} device{'s' if restored != 1 else ''} hold their seat again."
-            if skipped:
-                text += f" {skipped} could not (its seat was taken since, or it ran out)."
-            messages.success(request, text)
+        text = f"Undone: {undo.restored} device{'s' if undo.restored != 1 else ''} hold their seat again."
+        if undo.skipped:
+            text += f" {undo.skipped} could not (its seat was taken since, or it ran out)."
+        messages.success(request, text)
     return redirect("portal:devices", pk=project.pk)

@@ -18,12 +18,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from devices.models import Decision
+from devices.models import Decision, ReleaseBatch
 from devices.seat_burn import burn_groups
 from devices.services import release_device
 from licenses.models import LicenseItem
 from portal.access import can_change, get_project_for
-from portal.bulk import UNDO_WINDOW
+from portal.bulk import open_batches, record_batch
 from portal.views.statistics import _date_field
 from usage.insight.quantity import OPTIONS as QUANTITY_OPTIONS
 from usage.insight.quantity import right_quantity
@@ -199,28 +199,17 @@ def seat_burn(request: HttpRequest, pk: int) -> HttpResponse:
             asked = {"index": groups.index(group), "group": group}
         else:
             released = [d.pk for d in group.burned if release_device(device=d, now=now, actor=request.user)]
-            batches = request.session.get("release_batches", {})
-            key = str(int(now.timestamp() * 1000))
-            batches = {
-                k: v for k, v in batches.items() if int(k) / 1000 > now.timestamp() - UNDO_WINDOW.total_seconds()
-            }
-            batches[key] = {"project": project.pk, "devices": released, "at": now.isoformat()}
-            request.session["release_batches"] = batches
+            batch = record_batch(project, kind=ReleaseBatch.SEAT_BURN, device_ids=released, actor=request.user, now=now)
             messages.success(request, f"Released {len(released)} older device{'s' if len(released) != 1 else ''}.")
-            return redirect(reverse("portal:seat_burn", args=[project.pk]) + f"?batch={key}")
-    batch = None
-    stored = request.session.get("release_batches", {}).get(request.GET.get("batch", ""))
-    if stored and stored["project"] == project.pk:
-        at = datetime.fromisoformat(stored["at"])
-        if now - at <= UNDO_WINDOW:
-            batch = {"key": request.GET["batch"], "count": len(stored["devices"]), "until": at + UNDO_WINDOW}
+            return redirect(reverse("portal:seat_burn", args=[project.pk]) + f"?batch={batch.pk}")
+    owner = can_change(request, project.organization_id)
     context = {
         "project": project,
         "groups": list(enumerate(groups)),
         "burned": sum(len(g.burned) for g in groups),
         "asked": asked,
-        "batch": batch,
-        "can_change": can_change(request, project.organization_id),
+        "undoable": list(open_batches(project, now=now)[:5]) if owner else [],  # any owner may undo (portal.bulk)
+        "can_change": owner,
         "now": now,
     }
     return render(request, "portal/insight_seat_burn.html", context)

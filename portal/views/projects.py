@@ -34,6 +34,7 @@ from licenses.models import (
     usable_q,
 )
 from portal.access import can_change, check_access, get_organization_for, get_project_for, org_roles
+from portal.bulk import open_batches
 from portal.display import shown
 from portal.summaries import WARN_PERCENT, days_left, license_state, metric_label, summarize_items
 
@@ -136,11 +137,13 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     from portal.refusals import refusal_groups
     from portal.snippets import project_snippets
 
+    owner = can_change(request, project.organization_id)
     context = {
         "project": project,
         "rows": rows,
-        "can_change": can_change(request, project.organization_id),
+        "can_change": owner,
         "now": now,
+        "undoable": list(open_batches(project, now=now)[:5]) if owner else [],  # any owner may undo (portal.bulk)
         "has_concurrency": any(i.option == rules.PER_CONCURRENT_DEVICE for i in items),
         "refusal_groups": refusal_groups(
             project, items, since=now - timedelta(days=REFUSAL_PANEL_DAYS), until=now + timedelta(seconds=1), now=now

@@ -197,6 +197,7 @@ class SeatCounter(models.Model):
     def __str__(self) -> str:
         return f"{self.item_id}: {self.active} active"
 
+
 class ReleaseBatch(models.Model):
     """A bulk release of a project's devices (idle ones, or a seat-burn group's older UUIDs) that
     any owner of the organization may undo until ``undo_until`` (SPEC section 10: a destructive

@@ -44,7 +44,7 @@ def license_file(license_id: str = "L-MAX-0001") -> dict:
             {"product": "dwt", "option": "per_page", "quantities": dict.fromkeys(PAGE_MODULES, q)},
             {"product": "dbr", "edition": "javascript", "option": "per_client_device", "quantity": q},
             {"product": "dlr", "option": "per_concurrent_device", "quantity": q, "overuse_percent": 1000},
-            {"product": "dbr", "option": "per_concurrent_device", "quantity": q, "overuse_budget": q},
+            {"product": "dlr", "option": "per_concurrent_device", "quantity": q, "overuse_budget": q},
             {"product": "dbr", "edition": "server", "option": "per_server", "quantity": q, "heartbeat_timeout_s": q},
             {"product": "dwt", "option": "per_domain", "domain": "*.example.com"},
         ],

@@ -21,6 +21,7 @@ from tests.factories import MODEL_BACKEND
 from tests.max_quantity import MAX_QUANTITY, max_world, model
 from usage.jobs import JOBS
 from usage.models import ReplayRun
+from usage.replay import FIELDS
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 APPS = ("licenses", "devices", "usage", "api")  # the admin pages of the product's own models
@@ -61,6 +62,18 @@ def offline_request(device_uuid: str) -> str:
     )  # fmt: skip
 
 
+def prefilled(item) -> dict:
+    """The what-if form as a browser sends it: every policy field with the item's value."""
+    body = {}
+    for name in FIELDS[item.option]:
+        if name == "quantities":
+            body.update({f"quantities.{m}": n for m, n in item.quantities.items()})
+        else:
+            value = getattr(item, name)
+            body[name] = "" if value is None else value
+    return body
+
+
 def visits(w) -> dict[str, list[tuple[str, str, dict | None, int]]]:
     """Per portal URL name: (method, url, POST body or None, expected status), as the owner."""
     p, o = w.project.pk, w.org.pk
@@ -83,7 +96,7 @@ def visits(w) -> dict[str, list[tuple[str, str, dict | None, int]]]:
             continue
         change = {"quantities.core": MAX_QUANTITY - 1} if item.option == "per_page" else {"quantity": MAX_QUANTITY - 1}
         body = {"start": str(today - factories.timedelta(days=30)), "end": str(today + factories.timedelta(days=1))}
-        what_if.append(("POST", url, {**body, **change, "recommend": "1"}, 200))
+        what_if.append(("POST", url, {**body, **prefilled(item), **change, "recommend": "1"}, 200))
     g = lambda name, *args, query="": ("GET", reverse(f"portal:{name}", args=args) + query, None, 200)  # noqa: E731
     return {
         "home": [g("home")],
@@ -173,6 +186,8 @@ def test_every_portal_page(mw, name):
     for method, url, body, status in planned[name]:
         response = client.get(url) if method == "GET" else client.post(url, body)
         assert response.status_code == status, (method, url, response.status_code)
+        if name == "item_insight" and method == "POST":  # replayed, not refused as out of range
+            assert response.context["result"] is not None, response.context["policy"].errors
     if name in STAFF_READS:  # staff see every customer page read-only, as the customer does
         staff = login(mw.staff)
         for url in [url for method, url, _, _ in planned[name] if method == "GET"]:

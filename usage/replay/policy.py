@@ -10,7 +10,9 @@ from licenses import rules
 from licenses.models import License, LicenseItem
 
 MAX_WINDOW = timedelta(days=90)
-MAX_VALUE = 10_000_000
+# A replay takes any value an item may hold: each field's range is the importer's
+# (licenses.rules.FIELD_BOUNDS, PAGES_BOUNDS); this is the largest of them, for form fields.
+MAX_VALUE = rules.MAX_INT
 REPLAYABLE = (
     rules.PER_CLIENT_DEVICE,
     rules.PER_SERVER,
@@ -76,10 +78,11 @@ def _int(name: str, value: Any, *, minimum: int) -> int:
         n = int(str(value).strip())
     except ValueError:
         raise PolicyError(name, f"must be an integer, not {str(value)[:40]!r}") from None
-    if n < minimum:
-        raise PolicyError(name, f"must be at least {minimum}")
-    if n > MAX_VALUE:
-        raise PolicyError(name, f"must be at most {MAX_VALUE}")
+    low, high = rules.PAGES_BOUNDS if name.startswith("quantities.") else rules.FIELD_BOUNDS.get(name, (0, MAX_VALUE))
+    if n < max(minimum, low):
+        raise PolicyError(name, f"must be at least {max(minimum, low)}")
+    if n > high:
+        raise PolicyError(name, f"must be at most {high}")
     return n
 
 

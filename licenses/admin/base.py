@@ -16,6 +16,19 @@ def _action(obj, verb: str) -> str:
     return f"{ACTION_NAMES.get(name, name)}.{verb}"
 
 
+def _audit_delete(request, obj, *, before, object_id: str | None, organization=None) -> None:
+    """A deletion in the log: what the object was and its id (both read before it went)."""
+    audit.record_audit(
+        actor=request.user,
+        action=_action(obj, "delete"),
+        obj=obj,
+        before=before,
+        after=None,
+        organization=organization,
+        object_id=object_id,
+    )
+
+
 def _fresh_snapshot(obj):
     fresh = type(obj)._default_manager.filter(pk=obj.pk).first() if obj.pk is not None else None
     return selectors.snapshot(fresh)
@@ -62,15 +75,7 @@ class AuditedAdmin(admin.ModelAdmin):
         before, object_id = selectors.snapshot(obj), audit.object_id_of(obj)
         organization = None if isinstance(obj, Organization) else audit.organization_of(obj)
         super().delete_model(request, obj)
-        audit.record_audit(
-            actor=request.user,
-            action=_action(obj, "delete"),
-            obj=obj,
-            before=before,
-            after=None,
-            organization=organization,
-            object_id=object_id,
-        )
+        _audit_delete(request, obj, before=before, object_id=object_id, organization=organization)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
@@ -93,15 +98,8 @@ class AuditedAdmin(admin.ModelAdmin):
             )
         for obj in formset.deleted_objects:
             object_id, before = befores.get(id(obj), (None, None))
-            audit.record_audit(
-                actor=request.user,
-                action=_action(obj, "delete"),
-                obj=obj,
-                before=before,
-                after=None,
-                organization=form.instance if isinstance(form.instance, Organization) else None,
-                object_id=object_id,
-            )
+            organization = form.instance if isinstance(form.instance, Organization) else None
+            _audit_delete(request, obj, before=before, object_id=object_id, organization=organization)
 
     def staff_context(self, request, title: str, **extra):
         """The context of a staff page of this admin (import, renew, confirmations)."""

@@ -5,6 +5,7 @@ licenses.issuing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
@@ -16,14 +17,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
 from .. import issuing, rules
 from ..forms import AddQuotaForm, LicenseFileForm, RenewForm
 from ..license_file import LicenseFileError
 from ..models import License, LicenseItem
 from .base import AuditedAdmin, ReadOnlyMixin
-from .items import OPTION_HELP, ExpiryFilter, amount
+from .items import OPTION_HELP, ExpiryFilter, ItemColumns
 
 VERBS = {License.SUSPENDED: "suspend", License.ACTIVE: "resume", License.REVOKED: "revoke"}
 # What each status change does, in the words of the confirmation pages.
@@ -35,21 +35,13 @@ CONSEQUENCES = {
 }
 
 
-class LicenseItemInline(ReadOnlyMixin, admin.TabularInline):
+class LicenseItemInline(ItemColumns, ReadOnlyMixin, admin.TabularInline):
     """A license's items, as bought; each is edited on its own page, where its option's fields are."""
 
     model = LicenseItem
     extra = 0
     fields = readonly_fields = ("link", "project", "product", "edition", "addon", "option", "amount")
     verbose_name_plural = "items (edit one on its own page; add one with Add item or Add quota)"
-
-    @admin.display(description="item")
-    def link(self, obj):
-        return format_html('<a href="{}">#{}</a>', reverse("admin:licenses_licenseitem_change", args=[obj.pk]), obj.pk)
-
-    @admin.display(description="quantity")
-    def amount(self, obj):
-        return amount(obj)
 
 
 def _status_action(status: str, confirm: bool = False):
@@ -189,30 +181,19 @@ class LicenseAdmin(AuditedAdmin):
         license = self._license_or_404(request, object_id)
         now = timezone.now()
         form = RenewForm(request.POST if request.method == "POST" else None, license=license, now=now)
-        if request.method == "POST" and form.is_valid():
-            try:
-                new = issuing.renew_license(
-                    license=license,
-                    expires_at=form.cleaned_data["expires_at"],
-                    starts_at=form.cleaned_data["starts_at"],
-                    license_id=form.cleaned_data["license_id"] or None,
-                    actor=request.user,
-                    now=now,
-                )
-            except ValidationError as e:
-                _add_errors(form, e)
-            else:
-                self.message_user(
-                    request,
-                    f"Renewed {license.license_id} as {new.license_id}; the keys are unchanged.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:licenses_license_change", args=[new.pk]))
-        return TemplateResponse(
-            request,
-            "admin/licenses/license/staff_form.html",
-            self.staff_context(request, f"Renew {license.license_id}", form=form, license=license, action="renew"),
-        )
+
+        def renew() -> tuple[str, int]:
+            new = issuing.renew_license(
+                license=license,
+                expires_at=form.cleaned_data["expires_at"],
+                starts_at=form.cleaned_data["starts_at"],
+                license_id=form.cleaned_data["license_id"] or None,
+                actor=request.user,
+                now=now,
+            )
+            return f"Renewed {license.license_id} as {new.license_id}; the keys are unchanged.", new.pk
+
+        return self._staff_form(request, license, form, title=f"Renew {license.license_id}", action="renew", act=renew)
 
     def add_quota_view(self, request, object_id):
         license = self._license_or_404(request, object_id)
@@ -231,24 +212,36 @@ class LicenseAdmin(AuditedAdmin):
                 ),
             )
         form = AddQuotaForm(request.POST if request.method == "POST" else None, license=license, option=option)
+
+        def add() -> tuple[str, int]:
+            item = issuing.add_quota(
+                project=form.cleaned_data["project"],
+                license=license,
+                item_fields=form.item_fields(),
+                actor=request.user,
+                now=timezone.now(),
+            )
+            return f"Added item {item.item_id} to {item.project.name}.", license.pk
+
+        title = f"Add quota to {license.license_id}"
+        return self._staff_form(request, license, form, title=title, action="add", act=add)
+
+    def _staff_form(self, request, license, form, *, title: str, action: str, act: Callable[[], tuple[str, int]]):
+        """The renew and add-quota pages: a valid POST runs ``act`` (the issuing service) and goes
+        to the license it names with its message; a refusal shows its rule on the form, nothing
+        written."""
         if request.method == "POST" and form.is_valid():
             try:
-                item = issuing.add_quota(
-                    project=form.cleaned_data["project"],
-                    license=license,
-                    item_fields=form.item_fields(),
-                    actor=request.user,
-                    now=timezone.now(),
-                )
+                message, license_pk = act()
             except ValidationError as e:
                 _add_errors(form, e)
             else:
-                self.message_user(request, f"Added item {item.item_id} to {item.project.name}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:licenses_license_change", args=[license.pk]))
+                self.message_user(request, message, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:licenses_license_change", args=[license_pk]))
         return TemplateResponse(
             request,
             "admin/licenses/license/staff_form.html",
-            self.staff_context(request, f"Add quota to {license.license_id}", form=form, license=license, action="add"),
+            self.staff_context(request, title, form=form, license=license, action=action),
         )
 
     def status_view(self, request, object_id):

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from .. import rules, selectors
 from ..forms import LicenseItemForm
@@ -37,6 +39,19 @@ def amount(item: LicenseItem) -> str:
     if item.quantities:
         return ", ".join(f"{k} {v}" for k, v in item.quantities.items())
     return str(item.quantity) if item.quantity is not None else item.domain
+
+
+class ItemColumns:
+    """The columns of an inline that lists items (a license's, a project's): a link to the item's
+    own page and what was bought."""
+
+    @admin.display(description="item")
+    def link(self, obj):
+        return format_html('<a href="{}">#{}</a>', reverse("admin:licenses_licenseitem_change", args=[obj.pk]), obj.pk)
+
+    @admin.display(description="quantity")
+    def amount(self, obj):
+        return amount(obj)
 
 
 class ExpiryFilter(admin.SimpleListFilter):

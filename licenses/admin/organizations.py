@@ -9,8 +9,6 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count
-from django.urls import reverse
-from django.utils.html import format_html
 
 from ..models import (
     AlertRecipient,
@@ -22,7 +20,7 @@ from ..models import (
     Project,
 )
 from .base import AuditedAdmin
-from .items import amount
+from .items import ItemColumns
 from .protection import PROTECTION_FIELDS, ProtectionAdminMixin
 
 
@@ -64,7 +62,7 @@ class OrganizationAdmin(AuditedAdmin):
         return [*self.readonly_fields, "id"] if obj else self.readonly_fields
 
 
-class ProjectItemInline(admin.TabularInline):
+class ProjectItemInline(ItemColumns, admin.TabularInline):
     """A project's items in consumption order; only their place in it is edited here."""
 
     model = LicenseItem
@@ -79,14 +77,6 @@ class ProjectItemInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return cast(LicenseItemQuerySet, super().get_queryset(request)).in_consumption_order()
-
-    @admin.display(description="item")
-    def link(self, obj):
-        return format_html('<a href="{}">#{}</a>', reverse("admin:licenses_licenseitem_change", args=[obj.pk]), obj.pk)
-
-    @admin.display(description="quantity")
-    def amount(self, obj):
-        return amount(obj)
 
     @admin.display(description="expires")
     def expires_at(self, obj):

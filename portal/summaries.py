@@ -181,10 +181,10 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
         # active count it saw (before the new seat, when it took one): the largest count after
         # each decision of the last 30 days is the peak (docs/portal.md).
         # In 64 bits: a count quoted at a seat ceiling of 2,147,483,647 x 1.1 is past 2^31.
-        active = Cast(KT("counts__active"), BigIntegerField())
+        quoted = Cast(KT("counts__active"), BigIntegerField())
         after = Case(
-            When(rule__in=SEAT_TAKEN_RULES, then=ExpressionWrapper(active + 1, output_field=BigIntegerField())),
-            default=active,
+            When(rule__in=SEAT_TAKEN_RULES, then=ExpressionWrapper(quoted + 1, output_field=BigIntegerField())),
+            default=quoted,
         )
         peaks = dict(
             Decision.objects.filter(item_id__in=seat_ids, endpoint=Decision.AUTHORIZE, created_at__gte=since)

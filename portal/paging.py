@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
@@ -26,14 +27,15 @@ class CappedPage(Page):
 
 
 class CappedPaginator(Paginator):
-    def __init__(self, object_list: Any, per_page: int, *, cap: int | None = None) -> None:
+    def __init__(self, object_list: QuerySet[Any], per_page: int, *, cap: int | None = None) -> None:
         super().__init__(object_list, per_page)
+        self.queryset = object_list  # a queryset, to count it capped
         self.cap = COUNT_CAP if cap is None else cap
         self.more = False  # more rows than the cap: the count shown is "more than"
 
     @cached_property
     def count(self) -> int:
-        n = self.object_list.order_by()[: self.cap + 1].count()  # the order does not change a count
+        n = self.queryset.order_by()[: self.cap + 1].count()  # the order does not change a count
         self.more = n > self.cap
         return min(n, self.cap)
 

@@ -207,7 +207,8 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-total", "device_id")[:DEVICE_ROWS]
     )
     shown_devices = Device.objects.filter(pk__in=[r["device_id"] for r in top])
-    names = {d.pop("id"): d for d in shown_devices.values("id", "device_uuid", "device_name", "client_type", "origin")}
+    fields = ("device_uuid", "device_name", "client_type", "origin")
+    names = {d["id"]: {k: d[k] for k in fields} for d in shown_devices.values("id", *fields)}
     device_rows = [
         {"report__device_id": r["device_id"], "total": r["total"], "scans": r["scans"], "pages": r["pages"]}
         | {f"report__device__{k}": v for k, v in names.get(r["device_id"], {}).items()}

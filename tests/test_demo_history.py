@@ -38,6 +38,7 @@ def flags_by_project() -> dict[str, set[tuple[str, str]]]:
     return found
 
 
+@pytest.mark.django_db(transaction=True)  # on PostgreSQL the projects then run side by side, a connection each
 def test_a_month_of_every_option_with_refusals_and_idle_devices_then_nothing_on_a_second_run():
     with time_machine.travel(AFTERNOON, tick=False):
         output = seed()

@@ -119,7 +119,7 @@ class Device(models.Model):
 
 class Decision(models.Model):
     """Every authorization decision and refusal, with the rule that decided it and the counts and
-    limits at that moment, so that staff can explain it (issue 3, point 7)."""
+    limits at that moment, so that staff can explain it (SPEC section 10)."""
 
     AUTHORIZE = "authorize"
     USAGE = "usage"

@@ -1,4 +1,4 @@
-"""Issue-13 journeys in a real browser (Debian's Chromium, Playwright, live_server): reading a
+"""Portal journeys (SPEC section 10) in a real browser (Debian's Chromium, Playwright, live_server): reading a
 refusal explanation, inviting a member through the emailed link and removing them, confirm then
 release and undo, a 255-character name at 1366 and 390 px, staff viewing a customer's pages, the
 error pages; and axe-core (tests/vendor/axe.min.js) on every portal page with zero violations of

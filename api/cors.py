@@ -80,7 +80,7 @@ def skip_health_check() -> None:
     this one (a 5xx the SDK retries, with the same report_id), and Django closes a connection
     that raised at the end of the request, so the next one connects afresh."""
     for conn in connections.all(initialized_only=True):
-        conn.health_check_done = True
+        conn.health_check_done = True  # type: ignore[attr-defined]  # set by BaseDatabaseWrapper.__init__
 
 
 def _json_error_page(request: HttpRequest, response: HttpResponse) -> HttpResponse:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
-from django.db.models.sql.subqueries import UpdateQuery
+from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
 
 
 def param(value):
@@ -105,7 +105,7 @@ class Prepared:
         model = klass_info["model"]
         first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         names = [s[0].target.attname for s in select[first:last]]
-        related = get_related_populators(klass_info, select, connection.alias)
+        related = get_related_populators(klass_info, select, connection.alias)  # type: ignore[call-arg]  # the stubs are a newer Django's
         objects = []
         for row in rows:
             obj = model.from_db(connection.alias, names, row[first:last])
@@ -130,7 +130,7 @@ class PreparedUpdate:
         if compiled is None:
             queryset, changes = self.build(**self.sentinels)
             query = queryset.query.chain(UpdateQuery)
-            query.add_update_values(changes)
+            query.add_update_values(changes)  # type: ignore[attr-defined]  # chain() made it an UpdateQuery
             compiler = query.get_compiler(connection=connection)
             sql, params = compiler.as_sql()
             compiled = _Compiled(sql, params, _slots(params, self.sentinels, self.name), compiler)
@@ -138,3 +138,46 @@ class PreparedUpdate:
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, compiled.bind(values))
             return cursor.rowcount
+
+
+M = TypeVar("M", bound=Model)
+
+
+class PreparedInsert(Generic[M]):
+    """``model.objects.create(**values)`` with its ``INSERT`` compiled once per connection: the
+    columns ``save()`` writes for a new row, each value prepared by its field as ``save()``
+    prepares it (``pre_save``, ``get_db_prep_save``), the database's defaults returned
+    (``RETURNING`` the id). ``save()`` itself is not called, so no ``pre_save``/``post_save``
+    signal is sent: the models it serves (``Device``, ``Decision``) have no receivers. A value
+    that is an expression goes through the ORM's ``create``."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model, self.name = model, f"insert {model._meta.label}"
+
+    def create(self, **values: Any) -> M:
+        if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+            return self.model._default_manager.create(**values)
+        obj = self.model(**values)
+        meta = self.model._meta
+        compiled = _cache().get(self.name)
+        if compiled is None:
+            fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
+            query = InsertQuery(self.model)
+            query.insert_values(fields, [obj])
+            compiler = query.get_compiler(connection=connection)
+            compiler.returning_fields = meta.db_returning_fields
+            [(sql, params)] = compiler.as_sql()
+            if len(params) != len(fields):
+                raise AssertionError(f"{self.name}: not one parameter per column")
+            compiled = _cache()[self.name] = (sql, fields, compiler)
+        sql, fields, compiler = compiled
+        params = [compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in fields]
+        if any(hasattr(p, "as_sql") for p in params):
+            return self.model._default_manager.create(**values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        for field, value in zip(meta.db_returning_fields, row, strict=True):
+            setattr(obj, field.attname, value)
+        obj._state.adding, obj._state.db = False, connection.alias
+        return obj

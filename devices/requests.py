@@ -14,16 +14,19 @@ from devices.context import client_address
 from devices.hot_sql import project_by_key
 from devices.models import Decision, Device
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, DOMAIN_MISMATCH, LICENSE_KEY_INVALID, Refusal, Verdict
+from devices.prepared import PreparedInsert
 from devices.protection import session_password_verdict, validation_verdict
 from licenses.domains import normalize_origin
 from licenses.keys import previous_key_valid
 from licenses.models import Project
 
+_DECISION = PreparedInsert(Decision)  # its INSERT compiled once per connection (devices.prepared)
+
 
 def record_decision(
     *, project: Project, endpoint: str, verdict: Verdict, now: datetime, device: Device | None = None, device_uuid: str
 ) -> Decision:
-    return Decision.objects.create(
+    return _DECISION.create(
         project=project,
         device=device,
         device_uuid=device_uuid,

@@ -29,6 +29,7 @@ from devices.hot_sql import DEVICE_FIELDS, items_with_device
 from devices.local_license import local_license
 from devices.models import Decision, Device
 from devices.outcomes import NO_MATCHING_LICENSE, Refusal, Verdict
+from devices.prepared import PreparedInsert
 from devices.release import release, release_device
 from devices.requests import (
     check_validation_fields,
@@ -69,6 +70,9 @@ REPORT_INTERVAL_S = 180
 
 
 _DEVICE_FIELDS = DEVICE_FIELDS
+
+
+_DEVICE = PreparedInsert(Device)  # its INSERT compiled once per connection (devices.prepared)
 
 
 def items_and_device(project: Project, device_uuid: str) -> tuple[list[LicenseItem], Device | None]:
@@ -210,7 +214,7 @@ def _bind(
     if device is None:
         # A concurrent insert of this uuid raises IntegrityError: the whole authorization is
         # retried (``grant``), its seat counter change rolled back with it.
-        return Device.objects.create(project=project, device_uuid=data.device_uuid, first_authorized_at=now, **values)
+        return _DEVICE.create(project=project, device_uuid=data.device_uuid, first_authorized_at=now, **values)
     if device.state == Device.ACTIVE and device.item_id != item.pk:
         free_seat(device.item_id)  # it leaves an item it was counted on (devices.seats)
     # Written only if its state and item are still those read: a concurrent authorization,

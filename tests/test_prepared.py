@@ -8,13 +8,15 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import DateTimeField, OuterRef, Subquery
+from django.db.models.expressions import RawSQL
 
 from devices.hot_sql import _items_queryset, items_with_device, project_by_key
 from devices.models import Decision, Device
 from devices.prepared import Prepared, PreparedInsert, PreparedUpdate, sentinel_datetime
 from tests import factories
 from tests.factories import NOW
-from usage.hot_sql import _request_queryset, read_request
+from usage.sql import param
 
 pytestmark = pytest.mark.django_db
 
@@ -26,27 +28,38 @@ def _device(item, uuid: str, **fields) -> Device:
     return Device.objects.create(project=item.project, item=item, device_uuid=uuid, **values)
 
 
-def test_the_usage_read_gives_what_the_orm_gives():
+def _read(*, license_key: str, device_uuid: str, now):
+    """A read like the usage report's: select_related over three tables, a datetime filter, a
+    subquery and a raw annotation (converters included: JSON and datetimes on SQLite)."""
+    return (
+        Device.objects.filter(project__license_key=license_key, device_uuid=device_uuid, active_until__gt=now)
+        .select_related("project", "item__license")
+        .annotate(
+            _decisions=Subquery(Decision.objects.filter(device=OuterRef("pk")).values("counts")[:1]),
+            _seen=RawSQL("%s", [param(now)], output_field=DateTimeField()),
+        )
+    )
+
+
+def test_a_read_gives_what_the_orm_gives():
     item = factories.LicenseItemFactory(quantity=10)
     device = _device(item, "d1", offline=True, origin="https://a.example.com")
     _device(item, "d2")
-    args = {"license_key": item.project.license_key, "device_uuid": "d1", "report_id": "r1", "now": NOW,
-            "slot_from": NOW - timedelta(days=1), "slot_to": NOW + timedelta(days=1)}  # fmt: skip
-    expected = list(_request_queryset(**args))
-    got = read_request(**{k: v for k, v in args.items() if k not in ("slot_from", "slot_to")})
-    assert len(expected) == 1 and got is not None
-    orm = expected[0]
-    assert [getattr(got, f.attname) for f in Device._meta.concrete_fields] == [
-        getattr(orm, f.attname) for f in Device._meta.concrete_fields
-    ]
+    Decision.objects.create(project=item.project, device=device, device_uuid="d1", endpoint="usage", allowed=True,
+                            rule="contact", counts={"a": [1, 2]}, created_at=NOW)  # fmt: skip
+    prepared = Prepared("test.read", _read, license_key="\x00key", device_uuid="\x00device", now=sentinel_datetime(1))
+    args = {"license_key": item.project.license_key, "device_uuid": "d1", "now": NOW}
+    [orm] = list(_read(**args))
+    [got] = prepared.rows(**args)
+    fields = [f.attname for f in Device._meta.concrete_fields]
+    assert [getattr(got, f) for f in fields] == [getattr(orm, f) for f in fields]
     assert got.pk == device.pk and got.offline is True and got.active_until == device.active_until
     assert got.project == item.project and got.item == item and got.item.license == item.license
-    assert got._seats_held == orm._seats_held and got._earlier_report is None
+    assert got._decisions == orm._decisions == {"a": [1, 2]} and got._seen == orm._seen == NOW
     # another call, other values: the same compiled SQL, this call's answer
-    assert (
-        read_request(license_key=item.project.license_key, device_uuid="d2", report_id="x", now=NOW).device_uuid == "d2"
-    )
-    assert read_request(license_key="no-such-key", device_uuid="d1", report_id="x", now=NOW) is None
+    assert [d.device_uuid for d in prepared.rows(**dict(args, device_uuid="d2"))] == ["d2"]
+    assert prepared.rows(**dict(args, now=NOW + timedelta(days=4))) == []
+    assert prepared.rows(**dict(args, license_key="no-such-key")) == []
 
 
 def test_the_authorize_reads_give_what_the_orm_gives():

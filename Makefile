@@ -59,10 +59,11 @@ format: install
 migrations: install
 	$(PYTHON) manage.py makemigrations licenses devices usage
 
-# Benchmarks on PostgreSQL (docs/benchmarks.md): jobs vs bare SQL, then API and portal under load.
+# Benchmarks on PostgreSQL (docs/benchmarks.md): jobs vs bare SQL, then the API under load and the portal
+# at 100,000 devices (the fleet-scale table; bench_api makes and drops <database>_bench), then the replay.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dls_bench
 bench: install
-	createdb -h 127.0.0.1 -U postgres dls_bench 2>/dev/null || true
+	createdb -h 127.0.0.1 -U postgres $(notdir $(BENCH_DATABASE_URL)) 2>/dev/null || true
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py migrate --noinput
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_jobs $(BENCH_JOBS_ARGS)
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PYTHON) manage.py bench_api --write-doc $(BENCH_ARGS)

@@ -5,7 +5,9 @@ Reads a JSON plan on standard input, runs each scenario for a fixed time at a fi
 output. It imports nothing of Django, so its CPU use is only the HTTP client's.
 
 Scenarios: ``ping`` (GET /healthz/ping, the baseline), ``authorize`` (devices of a pool authorize
-or re-authorize; some are refused once the seats are taken), ``usage`` (authorized devices report
+or re-authorize; some are refused once the seats are taken; with ``"authorize_devices": "new"``
+every request is a device never seen), ``usage`` (authorized devices, each on the project of
+``keys[uuid]`` when the plan maps it, else ``license_key``, report
 scans and unique sightings, each with a fresh report_id; a share of reports is sent a second time
 with the same body, which must count nothing)."""
 
@@ -55,11 +57,13 @@ class Scenario:
         if self.name == "ping":
             return [("GET", f"{base}/healthz/ping", None, 0)]
         if self.name == "authorize":
-            uuid = rng.choice(self.plan["authorize_devices"])
+            pool = self.plan["authorize_devices"]  # "new": every request a device never seen
+            uuid = f"{self.plan['run']}-new-{thread}-{n}" if pool == "new" else rng.choice(pool)
             body = {"license_key": key, "device_uuid": uuid, "product": "dbr", "edition": "javascript",
                     "client_type": "web", "origin": "https://app.bench.example", "sdk_version": "bench"}  # fmt: skip
             return [("POST", f"{base}/api/v1/authorize", body, 0)]
         uuid = self.plan["usage_devices"][(thread + n * 7) % len(self.plan["usage_devices"])]
+        key = self.plan.get("keys", {}).get(uuid, key)  # devices spread over several projects
         report_id = f"{self.plan['run']}-{thread}-{n}"
         scans = rng.randint(0, 5)
         sightings = [
@@ -146,7 +150,8 @@ def prepare(plan: dict) -> dict:
     refused = 0
     with httpx.Client(timeout=30.0) as client:
         for uuid in plan["usage_devices"]:
-            body = {"license_key": plan["license_key"], "device_uuid": uuid, "product": "dbr", "edition": "mobile",
+            key = plan.get("keys", {}).get(uuid, plan["license_key"])
+            body = {"license_key": key, "device_uuid": uuid, "product": "dbr", "edition": "mobile",
                     "client_type": "mobile"}  # fmt: skip
             refused += client.post(f"{plan['base_url']}/api/v1/authorize", json=body).status_code != 200
     return {"usage_devices": len(plan["usage_devices"]), "refused": refused}

@@ -1,0 +1,77 @@
+"""The load of ``bench_api``: the load generator (``python -m client.tools.loadgen``, a process of
+its own) against gunicorn, one scenario per run, each between two runs of the trivial endpoint
+(GET /healthz/ping: same server, middleware and JSON, no database), so every ratio compares
+figures taken within seconds of each other on the shared machine."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+
+from django.core.management.base import CommandError
+
+from client.tools.bench.common import ROOT, loadavg
+
+# name, what it measures (the table's label)
+SCENARIOS = [
+    ("authorize", "POST /api/v1/authorize (a pool of devices on a 1,000-seat item: new, again, refused)"),
+    ("usage", "POST /api/v1/usage, every report into one scan item"),
+    ("usage_spread", "POST /api/v1/usage, reports spread over 100 scan items"),
+    ("new_0", "POST /api/v1/authorize, a new device each, seat item with 0 seats taken"),
+    ("new_40k", "POST /api/v1/authorize, a new device each, seat item with 40,000 seats taken"),
+]
+
+
+def loadgen(plan: dict) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "client.tools.loadgen"], cwd=ROOT, input=json.dumps(plan).encode(),
+        capture_output=True, timeout=plan["duration"] * 10 + 600,
+    )  # fmt: skip
+    if result.returncode:
+        raise CommandError(f"the load generator failed: {result.stderr.decode()[-2000:]}")
+    return json.loads(result.stdout)
+
+
+def run(base: str, world: dict, plan: dict, say) -> dict:
+    """Each scenario's figures (requests/s, p50/p99, answers), ``ping_rps``/``ping_p50_ms``/
+    ``ping_p99_ms`` the mean of the ping runs before and after it, and the load average."""
+    run_id = secrets.token_hex(4)
+    common = {"base_url": base, "run": run_id, "concurrency": plan["concurrency"], "duration": plan["duration"],
+              "warmup": plan["warmup"], "usage_devices": [], "duplicate_fraction": 0.05}  # fmt: skip
+    api_key = world["api_project"].license_key
+    spread = [f"spread-{run_id}-{i:04d}" for i in range(2 * len(world["spread_scans"]))]
+    plans = {
+        "authorize": {"license_key": api_key,
+                      "authorize_devices": [f"auth-{run_id}-{i:05d}" for i in range(plan["authorize_pool"])]},
+        "usage": {"license_key": api_key, "usage_devices": [f"use-{run_id}-{i:04d}" for i in range(plan["usage_devices"])]},
+        "usage_spread": {"license_key": api_key, "usage_devices": spread,
+                         "keys": {uuid: world["spread_scans"][i % len(world["spread_scans"])].project.license_key
+                                  for i, uuid in enumerate(spread)}},
+        "new_0": {"license_key": world["load_seats_empty"].project.license_key, "authorize_devices": "new"},
+        "new_40k": {"license_key": world["hot_seats_full"].project.license_key, "authorize_devices": "new"},
+    }  # fmt: skip
+    scenario = {"usage_spread": "usage", "new_0": "authorize", "new_40k": "authorize"}
+    say(f"load: {plan['concurrency']} threads, {plan['duration']:g} s per run, ping between every two runs")
+    results: dict = {"loadavg_start": loadavg(), "run": run_id}
+
+    def ping() -> dict:
+        return loadgen(common | {"license_key": api_key, "scenarios": ["ping"]})["ping"]
+
+    before = ping()
+    pings = [before]
+    for name, _ in SCENARIOS:
+        load_before = loadavg()
+        out = loadgen(common | plans[name] | {"scenarios": [scenario.get(name, name)]})
+        result = out[scenario.get(name, name)] | {"prepare": out["prepare"], "loadavg": load_before}
+        after = ping()
+        pings.append(after)
+        for key in ("rps", "p50_ms", "p99_ms"):
+            result[f"ping_{key}"] = (before[key] + after[key]) / 2
+        results[name] = result
+        say(f"  {name}: {result['rps']:,.0f} req/s (ping {result['ping_rps']:,.0f}), p99 {result['p99_ms']:,.0f} ms")
+        before = after
+    results["pings"] = pings
+    results["loadavg_end"] = loadavg()
+    return results

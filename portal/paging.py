@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
+MAX_OFFSET = 2**62  # rows skipped at most: ?page=10**20 shows the last page, not a 500
 
 
 class CappedPage(Page):
@@ -49,6 +50,8 @@ class CappedPaginator(Paginator):
             raise PageNotAnInteger("That page number is not an integer") from None
         if number < 1:
             raise EmptyPage("That page number is less than 1")
+        if (number - 1) * self.per_page > MAX_OFFSET:  # an OFFSET past 64 bits: PostgreSQL refuses it
+            raise EmptyPage("That page number is past the end")
         return number
 
     def page(self, number: Any) -> CappedPage:

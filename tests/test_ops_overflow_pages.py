@@ -25,6 +25,7 @@ from usage.replay import FIELDS
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 APPS = ("licenses", "devices", "usage", "api")  # the admin pages of the product's own models
+HUGE = 10**20  # a number parameter past 64 bits
 
 
 def url_names(namespace: str) -> list[str]:
@@ -108,8 +109,10 @@ def visits(w) -> dict[str, list[tuple[str, str, dict | None, int]]]:
             *[g("devices", p, query=f"?state={s}") for s in ("active", "expired", "released")],
             *[g("devices", p, query=f"?kind={k}") for k in ("devices", "servers", "offline")],
             g("devices", p, query="?q=max-"),
+            g("devices", p, query=f"?page={HUGE}"),  # an OFFSET past 64 bits: the last page
         ],
-        "device": [g("device", d.pk) for d in w.devices.values()],
+        "device": [g("device", d.pk) for d in w.devices.values()]
+        + [g("device", w.devices["seat1"].pk, query=f"?page={HUGE}")],
         "statistics": [
             g("statistics", p),
             ("GET", f"{stats}?start={today}&end={today}", None, 200),
@@ -124,6 +127,7 @@ def visits(w) -> dict[str, list[tuple[str, str, dict | None, int]]]:
             *[g("refusals", p, query=f"?days={n}") for n in (1, 7, 30, 90)],
             *[g("refusals", p, query=f"?days=30&item={i.pk}") for i in items],
             g("refusals", p, query="?days=30&rule=seats_exhausted"),
+            g("refusals", p, query=f"?days=30&item={HUGE}&page={HUGE}"),
         ],
         "protection": [g("protection", p)],
         "rotate_key": [("POST", reverse("portal:rotate_key", args=[p]), {"grace_days": "30"}, 302)],
@@ -134,6 +138,7 @@ def visits(w) -> dict[str, list[tuple[str, str, dict | None, int]]]:
         ],
         "release_idle": [
             g("release_idle", p, query="?days=1"),
+            g("release_idle", p, query=f"?days={HUGE}"),
             ("POST", reverse("portal:release_idle", args=[p]), {"days": "1", "confirm": "yes"}, 302),
         ],
         "release_idle_undo": [("POST", reverse("portal:release_idle_undo", args=[p]), {"batch": "1"}, 302)],

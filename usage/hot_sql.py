@@ -19,11 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, OuterRef, Q, Subquery, TextField
+from django.db.models import BigIntegerField, DateTimeField, F, OuterRef, Q, Subquery, TextField, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 
 from devices.context import client_address
 from devices.models import Device, QuotaCounter
+from devices.prepared import Prepared, PreparedUpdate, sentinel_datetime
 from devices.seats import held_seats_sql
 from usage.models import DeviceUsageDay, UsageCount, UsageReport
 from usage.sql import param, table
@@ -37,14 +39,9 @@ def _counters_json_sql() -> str:
     return f"(SELECT json_group_object(metric, used) FROM {counter} WHERE item_id = {outer})"
 
 
-def read_request(*, license_key: str, device_uuid: str, report_id: str, now: datetime) -> Device | None:
-    """The device of ``device_uuid`` in the project whose current or previous key is
-    ``license_key`` (the caller checks which), with ``project``, ``item`` and ``item.license``
-    loaded and annotated: ``_counters`` (metric -> used of its item), ``_seats_held`` (None for
-    items without a seat counter) and ``_earlier_report`` (the pk of a report with this id)."""
-
+def _request_queryset(*, license_key: str, device_uuid: str, report_id: str, now: datetime):
     earlier = UsageReport.objects.filter(device=OuterRef("pk"), report_id=report_id).values("pk")[:1]
-    qs = (
+    return (
         Device.objects.filter(Q(project__license_key=license_key) | Q(project__previous_license_key=license_key))
         .filter(device_uuid=device_uuid)
         .select_related("project", "item__license")
@@ -55,15 +52,55 @@ def read_request(*, license_key: str, device_uuid: str, report_id: str, now: dat
             ),
             _earlier_report=Subquery(earlier),
         )
-        .order_by()
+        .order_by()[:2]
     )
-    rows = list(qs[:2])
+
+
+# Compiled once per connection (devices.prepared): the ORM built this read anew for every report.
+_REQUEST = Prepared(
+    "usage.read_request",
+    _request_queryset,
+    license_key="\x00key",
+    device_uuid="\x00device",
+    report_id="\x00report",
+    now=sentinel_datetime(1),
+)
+
+
+def read_request(*, license_key: str, device_uuid: str, report_id: str, now: datetime) -> Device | None:
+    """The device of ``device_uuid`` in the project whose current or previous key is
+    ``license_key`` (the caller checks which), with ``project``, ``item`` and ``item.license``
+    loaded and annotated: ``_counters`` (metric -> used of its item), ``_seats_held`` (None for
+    items without a seat counter) and ``_earlier_report`` (the pk of a report with this id)."""
+    rows = _REQUEST.rows(license_key=license_key, device_uuid=device_uuid, report_id=report_id, now=now)
     if not rows:
         return None
     device = next((d for d in rows if d.project.license_key == license_key), rows[0])
     raw = device._counters
     device._counters = {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
     return device
+
+
+def _refresh_update(*, pk: int, now: datetime, active_until: datetime):
+    changes = {
+        "last_seen_at": now,
+        "active_until": active_until,
+        "first_used_at": Coalesce(F("first_used_at"), Value(now, output_field=DateTimeField())),
+    }
+    return Device.objects.holding_seat(now).filter(pk=pk), changes
+
+
+_REFRESH = PreparedUpdate(
+    "usage.refresh_device", _refresh_update, pk=-(2**62), now=sentinel_datetime(1), active_until=sentinel_datetime(2)
+)
+
+
+def refresh_device(pk: int, *, now: datetime, active_until: datetime) -> bool:
+    """A contact refreshes the device while it holds its seat (``Device.objects.holding_seat``):
+    ``last_seen_at``, ``active_until``, ``first_used_at`` if unset. False when it no longer holds
+    one (released or expired since the read). The row stays locked to the commit, which
+    serializes the reports of one device."""
+    return _REFRESH.run(pk=pk, now=now, active_until=active_until) == 1
 
 
 def insert_report(

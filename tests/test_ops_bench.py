@@ -57,7 +57,7 @@ def test_it_replaces_only_the_api_section(tmp_path):
     assert text.index("## Jobs") < text.index("## API") and "jobs table" in text and "| t |" in text
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # hotpath closes the connection before each row
 def test_the_in_process_table_measures_authorize_with_a_session_password(settings):
     """make bench puts authorize on a protected project beside the same request without one
     (SPEC 6: the check must not show in throughput); both are answered 200, same statements."""

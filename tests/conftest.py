@@ -7,6 +7,17 @@ from django.db import connection
 from tests import factories
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database comes from the models (``--nomigrations``): on PostgreSQL its usage
+    reports and counts are partitioned as migration 0009 does, with the months around
+    ``factories.NOW`` (usage.partitions)."""
+    from usage.partitions import partition_tables
+
+    with django_db_blocker.unblock():
+        partition_tables(now=factories.NOW)
+
+
 @pytest.fixture
 def now():
     return factories.NOW

@@ -6,7 +6,8 @@ where it saves statements or Python time over the ORM; the rules stay in their h
   it holds and an earlier report with the same ``report_id``: one statement, no lock.
 - ``insert_report``: the report with its answer, its per-metric counts and the device's day
   (``DeviceUsageDay``): one statement on PostgreSQL (data-modifying CTEs), three on SQLite. A second report with the same
-  ``(device, report_id)`` raises ``IntegrityError`` (the caller's transaction rolls back).
+  ``(device, report_id)``, in any slot, inserts nothing and raises ``ReportIdTaken`` (the
+  caller's transaction rolls back).
 - ``add_to_counters``: ``used += n`` for every metric of the report in one upsert returning the
   new totals: the last statement before commit, so the hot counter row is held from there to
   the commit only.
@@ -18,14 +19,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
-from django.db.models import BigIntegerField, DateTimeField, F, OuterRef, Q, Subquery, TextField, Value
+from django.db import IntegrityError, connection
+from django.db.models import BigIntegerField, OuterRef, Q, Subquery, TextField
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
 
 from devices.context import client_address
 from devices.models import Device, QuotaCounter
-from devices.prepared import Prepared, PreparedUpdate, sentinel_datetime
 from devices.seats import held_seats_sql
 from usage.models import DeviceUsageDay, UsageCount, UsageReport
 from usage.sql import param, table
@@ -39,9 +38,27 @@ def _counters_json_sql() -> str:
     return f"(SELECT json_group_object(metric, used) FROM {counter} WHERE item_id = {outer})"
 
 
-def _request_queryset(*, license_key: str, device_uuid: str, report_id: str, now: datetime):
-    earlier = UsageReport.objects.filter(device=OuterRef("pk"), report_id=report_id).values("pk")[:1]
-    return (
+# Any slot: the bounds of an unpinned look-up of an earlier report (read_request).
+_FIRST_SLOT, _LAST_SLOT = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def read_request(
+    *, license_key: str, device_uuid: str, report_id: str, now: datetime, slot_start: datetime | None = None
+) -> Device | None:
+    """The device of ``device_uuid`` in the project whose current or previous key is
+    ``license_key`` (the caller checks which), with ``project``, ``item`` and ``item.license``
+    loaded and annotated: ``_counters`` (metric -> used of its item), ``_seats_held`` (None for
+    items without a seat counter) and ``_earlier_report`` (the pk of a report with this id).
+
+    With ``slot_start`` the earlier report is looked for in that slot only: one partition on
+    PostgreSQL (usage.partitions), where a retry with the same body is, since its body holds the
+    slot. A report with this id in another slot is found by ``insert_report``'s check instead,
+    and the read is then done again without it."""
+    slot_from, slot_to = (slot_start, slot_start) if slot_start is not None else (_FIRST_SLOT, _LAST_SLOT)
+    earlier = UsageReport.objects.filter(
+        device=OuterRef("pk"), report_id=report_id, slot_start__gte=slot_from, slot_start__lte=slot_to
+    ).values("pk")[:1]
+    qs = (
         Device.objects.filter(Q(project__license_key=license_key) | Q(project__previous_license_key=license_key))
         .filter(device_uuid=device_uuid)
         .select_related("project", "item__license")
@@ -52,55 +69,15 @@ def _request_queryset(*, license_key: str, device_uuid: str, report_id: str, now
             ),
             _earlier_report=Subquery(earlier),
         )
-        .order_by()[:2]
+        .order_by()
     )
-
-
-# Compiled once per connection (devices.prepared): the ORM built this read anew for every report.
-_REQUEST = Prepared(
-    "usage.read_request",
-    _request_queryset,
-    license_key="\x00key",
-    device_uuid="\x00device",
-    report_id="\x00report",
-    now=sentinel_datetime(1),
-)
-
-
-def read_request(*, license_key: str, device_uuid: str, report_id: str, now: datetime) -> Device | None:
-    """The device of ``device_uuid`` in the project whose current or previous key is
-    ``license_key`` (the caller checks which), with ``project``, ``item`` and ``item.license``
-    loaded and annotated: ``_counters`` (metric -> used of its item), ``_seats_held`` (None for
-    items without a seat counter) and ``_earlier_report`` (the pk of a report with this id)."""
-    rows = _REQUEST.rows(license_key=license_key, device_uuid=device_uuid, report_id=report_id, now=now)
+    rows = list(qs[:2])
     if not rows:
         return None
     device = next((d for d in rows if d.project.license_key == license_key), rows[0])
     raw = device._counters
     device._counters = {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
     return device
-
-
-def _refresh_update(*, pk: int, now: datetime, active_until: datetime):
-    changes = {
-        "last_seen_at": now,
-        "active_until": active_until,
-        "first_used_at": Coalesce(F("first_used_at"), Value(now, output_field=DateTimeField())),
-    }
-    return Device.objects.holding_seat(now).filter(pk=pk), changes
-
-
-_REFRESH = PreparedUpdate(
-    "usage.refresh_device", _refresh_update, pk=-(2**62), now=sentinel_datetime(1), active_until=sentinel_datetime(2)
-)
-
-
-def refresh_device(pk: int, *, now: datetime, active_until: datetime) -> bool:
-    """A contact refreshes the device while it holds its seat (``Device.objects.holding_seat``):
-    ``last_seen_at``, ``active_until``, ``first_used_at`` if unset. False when it no longer holds
-    one (released or expired since the read). The row stays locked to the commit, which
-    serializes the reports of one device."""
-    return _REFRESH.run(pk=pk, now=now, active_until=active_until) == 1
 
 
 def insert_report(
@@ -126,10 +103,17 @@ def insert_report(
     columns = "device_id, report_id, item_id, slot_start, body_hash, counted, allowed, response, received_at"
     columns += ", client_address, raw_sightings"
     metrics = list(counted.items())
+    # Not when this device already has a report with this id, in any slot: on PostgreSQL the
+    # unique index includes the slot (the partition key, usage.partitions), so this is what keeps
+    # (device, report_id) unique. Run after the device row is locked (usage.services), its
+    # snapshot sees a twin committed meanwhile. SQLite's unique constraint is the belt there.
+    fresh = f"WHERE NOT EXISTS (SELECT 1 FROM {report} e WHERE e.device_id = %s AND e.report_id = %s)"
+    values += [device_id, report_id]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             rows = " UNION ALL ".join(["SELECT %s::varchar, %s::integer"] * len(metrics))
-            sql = f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s::inet, %s::bytea) RETURNING id"
+            sql = f"""INSERT INTO {report} ({columns})
+                SELECT %s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s::inet, %s::bytea {fresh} RETURNING id"""
             if metrics:
                 sql = f"""WITH r AS ({sql}), m (metric, n) AS ({rows}), c AS (
                     INSERT INTO {count} (report_id, item_id, slot_start, metric, count)
@@ -141,12 +125,12 @@ def insert_report(
                 ) SELECT id FROM r"""
                 values += [v for pair in metrics for v in pair] + [item_id, slot_start, device_id, item_id, utc_day]
             cursor.execute(sql, [param(v) for v in values])
-            return cursor.fetchone()[0]
+            return _inserted(cursor.fetchone())
         cursor.execute(
-            f"INSERT INTO {report} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            f"INSERT INTO {report} ({columns}) SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s {fresh} RETURNING id",
             [param(v) for v in values],
         )
-        pk = cursor.fetchone()[0]
+        pk = _inserted(cursor.fetchone())
         if metrics:
             cursor.execute(
                 f"INSERT INTO {count} (report_id, item_id, slot_start, metric, count) VALUES "
@@ -162,13 +146,25 @@ def insert_report(
         return pk
 
 
-def update_answer(report_pk: int, *, allowed: bool, response: dict[str, Any]) -> None:
-    """A report's answer decided again after its counter moved under it (``usage.services``)."""
+class ReportIdTaken(IntegrityError):
+    """The device has a report with this ``report_id`` already (committed since the read): the
+    caller's transaction rolls back and the report is read again, to replay it or answer 409."""
+
+
+def _inserted(row) -> int:
+    if row is None:
+        raise ReportIdTaken()
+    return row[0]
+
+
+def update_answer(report_pk: int, *, slot_start: datetime, allowed: bool, response: dict[str, Any]) -> None:
+    """A report's answer decided again after its counter moved under it (``usage.services``);
+    ``slot_start`` names its partition (usage.partitions)."""
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table(UsageReport)} SET allowed = %s, response = %s{cast} WHERE id = %s",
-            [allowed, json.dumps(response, ensure_ascii=False), report_pk],
+            f"UPDATE {table(UsageReport)} SET allowed = %s, response = %s{cast} WHERE id = %s AND slot_start = %s",
+            [allowed, json.dumps(response, ensure_ascii=False), report_pk, param(slot_start)],
         )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Min
 
 from devices.models import Decision, Device, ran_out_sql
@@ -36,6 +36,7 @@ from licenses import rules
 from licenses.clock import rfc3339
 from licenses.events import emit
 from licenses.models import LicenseItem
+from usage import partitions
 from usage.anomalies import detect_anomalies
 from usage.models import (
     ConcurrencyRollup,
@@ -268,11 +269,14 @@ def rollup_usage(*, now: datetime) -> dict:
 # --- purge_old_data ----------------------------------------------------------------------------
 
 
-def _purge(model, where: str, params: Sequence, *, children: Sequence[tuple] = (), batch: int = PURGE_BATCH) -> dict:
+def _purge(
+    model, where: str, params: Sequence, *, children: Sequence[tuple] = (), batch: int = PURGE_BATCH, table=None
+) -> dict:
     """Delete ``model`` rows matching ``where`` (and their ``children`` rows first: (model, fk
     column)) in batches by primary key range, one transaction per batch: a killed run keeps
-    what it finished and the next run continues. Each batch is a cheap primary-key range scan."""
-    table = _t(model)
+    what it finished and the next run continues. Each batch is a cheap primary-key range scan.
+    ``table``: where the rows are (a partition of the model's table), the model's by default."""
+    table = _t(model) if table is None else connection.ops.quote_name(table)
     deleted = {model._meta.model_name: 0, **{child._meta.model_name: 0 for child, _ in children}}
     low, high = _fetchall(f"SELECT MIN(id), MAX(id) FROM {table} WHERE {where}", params)[0]
     if low is None:
@@ -293,15 +297,30 @@ def purge_old_data(*, now: datetime, batch: int = PURGE_BATCH) -> dict:
     """Raw usage reports (with their counts) and slot activity past ``REPORT_RETENTION_DAYS``;
     dedup memory idle longer than the longest dedup interval plus ``DEDUP_MEMORY_MARGIN``;
     decisions past ``DECISION_RETENTION_DAYS`` (default: the report retention). Rollups stay:
-    they are the history."""
+    they are the history.
+
+    On PostgreSQL reports and counts are partitioned by month of slot (``usage.partitions``):
+    the run first makes sure the months ahead exist, then drops each month whose every report
+    is past retention (a catalog change), and deletes row by row only what the default
+    partition holds past it. A month that still holds a report within retention is kept whole,
+    so a report may outlive the retention by up to a month there (docs/operations.md)."""
     report_cutoff = now - timedelta(days=settings.REPORT_RETENTION_DAYS)
     decision_days = getattr(settings, "DECISION_RETENTION_DAYS", settings.REPORT_RETENTION_DAYS)
     decision_cutoff = now - timedelta(days=decision_days)
     longest_ms = LicenseItem.objects.aggregate(m=Max("dedup_interval_ms"))["m"] or 0
     sighting_cutoff = now - timedelta(milliseconds=longest_ms) - DEDUP_MEMORY_MARGIN
     summary: dict = {"job": "purge_old_data"}
+    summary.update(partitions.ensure_partitions(now=now))
+    summary.update(partitions.drop_partitions(cutoff=report_cutoff))
     summary.update(
-        _purge(UsageReport, "received_at < %s", [report_cutoff], children=[(UsageCount, "report_id")], batch=batch)
+        _purge(
+            UsageReport,
+            "received_at < %s",
+            [report_cutoff],
+            children=[(UsageCount, "report_id")],
+            batch=batch,
+            table=partitions.rows_purged_one_by_one(),
+        )
     )
     summary.update(_purge(SlotDevice, "slot_start < %s", [report_cutoff], batch=batch))
     summary.update(_purge(SightingMemory, "updated_at < %s", [sighting_cutoff], batch=batch))

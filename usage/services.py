@@ -22,7 +22,9 @@ page report without sightings:
    crossed), the answer is decided again on the totals and the report's answer rewritten in the
    same transaction: each report sees the total including itself, as SPEC section 4 says.
 
-A duplicate that arrives at the same moment fails the unique ``(device, report_id)`` insert: its
+A duplicate that arrives at the same moment inserts nothing: the insert is conditional on no
+report of the device having this ``report_id`` (on PostgreSQL the unique index holds the slot,
+the partition key: ``usage.partitions``), checked after the device row is locked; its
 transaction (counters included) rolls back and it replays the winner's answer.
 
 Decisions: every refusal (seat lost, term, quota, slot ceiling, overuse budget spent, 409) is a
@@ -38,7 +40,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce
 
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, IDEMPOTENCY_CONFLICT, Refusal, Verdict, error_detail
@@ -56,7 +59,7 @@ from licenses import rules
 from licenses.clock import rfc3339, slot_start_problem
 from licenses.models import LicenseItem
 from usage.dedup import Sighting, dedup_sightings
-from usage.hot_sql import add_to_counters, insert_report, read_request, refresh_device, update_answer
+from usage.hot_sql import add_to_counters, insert_report, read_request, update_answer
 from usage.models import SlotDevice, UsageReport
 from usage.sightings_store import pack
 
@@ -83,7 +86,8 @@ def record_usage(*, data, now: datetime) -> dict[str, Any]:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                answer = _handle(data, digest, now=now)
+                # The first read looks for a retry in its own slot only (usage.hot_sql.read_request).
+                answer = _handle(data, digest, now=now, pinned=attempt == 0)
             break
         except IntegrityError:
             # The same report_id committed by another request since the read (the next read
@@ -95,8 +99,14 @@ def record_usage(*, data, now: datetime) -> dict[str, Any]:
     return answer
 
 
-def _handle(data, digest: str, *, now: datetime) -> dict[str, Any] | Refusal:
-    device = read_request(license_key=data.license_key, device_uuid=data.device_uuid, report_id=data.report_id, now=now)
+def _handle(data, digest: str, *, now: datetime, pinned: bool = False) -> dict[str, Any] | Refusal:
+    device = read_request(
+        license_key=data.license_key,
+        device_uuid=data.device_uuid,
+        report_id=data.report_id,
+        now=now,
+        slot_start=data.slot_start if pinned else None,
+    )
     if device is None or not _project_passes(device.project, data, now=now):
         try:  # 101, then 102, recorded as ever; a known key: 4
             project = project_for_request(data, endpoint=Decision.USAGE, now=now)
@@ -226,10 +236,20 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
         verdict = report.verdict(counters)
         planned = (verdict, report.answer(verdict, counters, project))
     if report.refresh:
-        # False: released or expired since the read, a device that lost its seat.
-        if not refresh_device(device.pk, now=now, active_until=device.active_until):
+        refreshed = (
+            Device.objects.holding_seat(now)
+            .filter(pk=device.pk)
+            .update(
+                last_seen_at=now,
+                active_until=device.active_until,
+                first_used_at=Coalesce(F("first_used_at"), Value(now, output_field=DateTimeField())),
+            )
+        )
+        if not refreshed:  # released or expired since the read: a device that lost its seat
             raise _Changed()
-    elif sightings:
+    else:
+        # Locked all the same: the dedup memory of sightings needs the reports of one device in
+        # turn, and so does the report_id check of insert_report.
         list(Device.objects.select_for_update().filter(pk=device.pk).values_list("pk", flat=True))
     raw_sightings = None
     if sightings:
@@ -263,7 +283,7 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
             # Another report moved the counter in between: this one is decided on the total
             # including itself (SPEC section 4), its stored answer with it.
             verdict, body = final, report.answer(final, counters, project)
-            update_answer(pk, allowed=verdict.allowed, response=body)
+            update_answer(pk, slot_start=data.slot_start, allowed=verdict.allowed, response=body)
     if not verdict.allowed or verdict.rule == "slot_overuse":
         record_decision(
             project=project,

@@ -20,11 +20,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection
-from django.db.models import BigIntegerField, OuterRef, Q, Subquery, TextField
+from django.db.models import BigIntegerField, DateTimeField, F, OuterRef, Q, Subquery, TextField, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 
 from devices.context import client_address
 from devices.models import Device, QuotaCounter
+from devices.prepared import Prepared, PreparedUpdate, sentinel_datetime
 from devices.seats import held_seats_sql
 from usage.models import DeviceUsageDay, UsageCount, UsageReport
 from usage.sql import param, table
@@ -38,6 +40,38 @@ def _counters_json_sql() -> str:
     return f"(SELECT json_group_object(metric, used) FROM {counter} WHERE item_id = {outer})"
 
 
+def _request_queryset(
+    *, license_key: str, device_uuid: str, report_id: str, now: datetime, slot_from: datetime, slot_to: datetime
+):
+    earlier = UsageReport.objects.filter(
+        device=OuterRef("pk"), report_id=report_id, slot_start__gte=slot_from, slot_start__lte=slot_to
+    ).values("pk")[:1]
+    return (
+        Device.objects.filter(Q(project__license_key=license_key) | Q(project__previous_license_key=license_key))
+        .filter(device_uuid=device_uuid)
+        .select_related("project", "item__license")
+        .annotate(
+            _counters=RawSQL(_counters_json_sql(), [], output_field=TextField()),
+            _seats_held=RawSQL(
+                held_seats_sql(f"{table(Device)}.item_id"), [param(now)], output_field=BigIntegerField()
+            ),
+            _earlier_report=Subquery(earlier),
+        )
+        .order_by()[:2]
+    )
+
+
+# Compiled once per connection (devices.prepared): the ORM built this read anew for every report.
+_REQUEST = Prepared(
+    "usage.read_request",
+    _request_queryset,
+    license_key="\x00key",
+    device_uuid="\x00device",
+    report_id="\x00report",
+    now=sentinel_datetime(1),
+    slot_from=sentinel_datetime(2),
+    slot_to=sentinel_datetime(3),
+)
 # Any slot: the bounds of an unpinned look-up of an earlier report (read_request).
 _FIRST_SLOT, _LAST_SLOT = datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -55,29 +89,42 @@ def read_request(
     slot. A report with this id in another slot is found by ``insert_report``'s check instead,
     and the read is then done again without it."""
     slot_from, slot_to = (slot_start, slot_start) if slot_start is not None else (_FIRST_SLOT, _LAST_SLOT)
-    earlier = UsageReport.objects.filter(
-        device=OuterRef("pk"), report_id=report_id, slot_start__gte=slot_from, slot_start__lte=slot_to
-    ).values("pk")[:1]
-    qs = (
-        Device.objects.filter(Q(project__license_key=license_key) | Q(project__previous_license_key=license_key))
-        .filter(device_uuid=device_uuid)
-        .select_related("project", "item__license")
-        .annotate(
-            _counters=RawSQL(_counters_json_sql(), [], output_field=TextField()),
-            _seats_held=RawSQL(
-                held_seats_sql(f"{table(Device)}.item_id"), [param(now)], output_field=BigIntegerField()
-            ),
-            _earlier_report=Subquery(earlier),
-        )
-        .order_by()
+    rows = _REQUEST.rows(
+        license_key=license_key,
+        device_uuid=device_uuid,
+        report_id=report_id,
+        now=now,
+        slot_from=slot_from,
+        slot_to=slot_to,
     )
-    rows = list(qs[:2])
     if not rows:
         return None
     device = next((d for d in rows if d.project.license_key == license_key), rows[0])
     raw = device._counters
     device._counters = {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
     return device
+
+
+def _refresh_update(*, pk: int, now: datetime, active_until: datetime):
+    changes = {
+        "last_seen_at": now,
+        "active_until": active_until,
+        "first_used_at": Coalesce(F("first_used_at"), Value(now, output_field=DateTimeField())),
+    }
+    return Device.objects.holding_seat(now).filter(pk=pk), changes
+
+
+_REFRESH = PreparedUpdate(
+    "usage.refresh_device", _refresh_update, pk=-(2**62), now=sentinel_datetime(1), active_until=sentinel_datetime(2)
+)
+
+
+def refresh_device(pk: int, *, now: datetime, active_until: datetime) -> bool:
+    """A contact refreshes the device while it holds its seat (``Device.objects.holding_seat``):
+    ``last_seen_at``, ``active_until``, ``first_used_at`` if unset. False when it no longer holds
+    one (released or expired since the read). The row stays locked to the commit, which
+    serializes the reports of one device."""
+    return _REFRESH.run(pk=pk, now=now, active_until=active_until) == 1
 
 
 def insert_report(

@@ -40,8 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F
 
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, IDEMPOTENCY_CONFLICT, Refusal, Verdict, error_detail
@@ -59,7 +58,7 @@ from licenses import rules
 from licenses.clock import rfc3339, slot_start_problem
 from licenses.models import LicenseItem
 from usage.dedup import Sighting, dedup_sightings
-from usage.hot_sql import add_to_counters, insert_report, read_request, update_answer
+from usage.hot_sql import add_to_counters, insert_report, read_request, refresh_device, update_answer
 from usage.models import SlotDevice, UsageReport
 from usage.sightings_store import pack
 
@@ -236,16 +235,8 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
         verdict = report.verdict(counters)
         planned = (verdict, report.answer(verdict, counters, project))
     if report.refresh:
-        refreshed = (
-            Device.objects.holding_seat(now)
-            .filter(pk=device.pk)
-            .update(
-                last_seen_at=now,
-                active_until=device.active_until,
-                first_used_at=Coalesce(F("first_used_at"), Value(now, output_field=DateTimeField())),
-            )
-        )
-        if not refreshed:  # released or expired since the read: a device that lost its seat
+        # False: released or expired since the read, a device that lost its seat.
+        if not refresh_device(device.pk, now=now, active_until=device.active_until):
             raise _Changed()
     else:
         # Locked all the same: the dedup memory of sightings needs the reports of one device in

@@ -12,10 +12,19 @@ from typing import Any
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 
 COUNT_CAP = 10_000
 MAX_OFFSET = 2**62  # rows skipped at most: ?page=10**20 shows the last page, not a 500
+
+
+def other_parameters(request: HttpRequest) -> str:
+    """The request's GET parameters but the page number, urlencoded: what the page links of
+    templates/partials/pagination.html keep (the filters of the list)."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
 
 
 class CappedPage(Page):

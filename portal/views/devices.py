@@ -21,7 +21,7 @@ from portal.access import can_change, check_access, get_project_for
 from portal.bulk import MAX_BULK, holds_seat, idle_devices, open_batches, record_batch, release_idle, undo_batch
 from portal.display import shown
 from portal.explain import explain
-from portal.paging import CappedPaginator
+from portal.paging import CappedPaginator, other_parameters
 from portal.refusals import SEAT_RULES, idle_hints
 from usage.models import UsageReport
 
@@ -98,14 +98,12 @@ def device_list(request: HttpRequest, pk: int) -> HttpResponse:
         released=Count("id", filter=_state_q("released", now)),
         servers=Count("id", filter=Q(client_type="server")),
     )
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "project": project,
         "form": form,
         "page": page,
         "totals": totals,
-        "query": query.urlencode(),
+        "query": other_parameters(request),
         "can_change": can_change(request, project.organization_id),
         "now": now,
     }

@@ -18,6 +18,7 @@ from devices.models import Decision
 from portal.access import get_project_for
 from portal.display import shown
 from portal.explain import explain
+from portal.paging import other_parameters
 from portal.refusals import SEAT_RULES, idle_hints, refusal_groups
 
 PAGE_SIZE = 50
@@ -64,8 +65,6 @@ def refusals(request: HttpRequest, pk: int) -> HttpResponse:
     for d in page:
         hint = hints.get(d.item_id, "") if d.item_id is not None and d.rule in SEAT_RULES else ""
         shown(d, explanation=explain(d, hint=hint))
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "project": project,
         "form": form,
@@ -74,7 +73,7 @@ def refusals(request: HttpRequest, pk: int) -> HttpResponse:
         "groups": groups,
         "total": sum(g.count for g in groups),
         "page": page,
-        "query": query.urlencode(),
+        "query": other_parameters(request),
         "rule": rule,
         "now": now,
     }

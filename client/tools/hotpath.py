@@ -197,7 +197,7 @@ def fill_seats(item, n: int, now) -> None:
         for f in Device._meta.concrete_fields
         if f.column not in named and not f.primary_key and not f.null and f.has_default() and not callable(f.default)
     ]
-    columns = ", ".join([*named, *(f.column for f in others)])
+    columns = ", ".join([*named, *(str(f.column) for f in others)])
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {Device._meta.db_table} ({columns})

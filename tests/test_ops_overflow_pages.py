@@ -286,3 +286,27 @@ def test_every_admin_page_of_the_products_models(mw):
     assert staff.get(reverse("admin:licenses_license_import")).status_code == 200
     items = text(staff.get(reverse("admin:licenses_licenseitem_changelist")))
     assert str(MAX_QUANTITY) in items or f"{MAX_QUANTITY:,}" in items
+
+
+def test_a_long_what_if_runs_in_the_background_at_the_largest_quantity(mw):
+    """A window over 31 days is a ReplayRun (the Celery task calls run_stored): the same ranges."""
+    from unittest import mock
+
+    from usage.replay import run_stored
+
+    owner = login(mw.owner)
+    url = reverse("portal:item_insight", args=[mw.project.pk, mw.concurrent.pk])
+    today = mw.now.date()
+    body = {"start": str(today - factories.timedelta(days=60)), "end": str(today + factories.timedelta(days=1))}
+    body.update(prefilled(mw.concurrent), overuse_budget=MAX_QUANTITY, overuse_percent=1000)
+    with mock.patch("usage.tasks.run_replay.delay") as delay:
+        answer = owner.post(url, body)
+    run = ReplayRun.objects.filter(item=mw.concurrent).get()
+    delay.assert_called_once_with(run.pk)
+    assert answer.status_code == 302 and run.changes == {"overuse_budget": MAX_QUANTITY}
+    run_stored(run.pk, now=lambda: mw.now)
+    run.refresh_from_db()
+    assert run.status == "done", run.error
+    assert run.result["overuse_spent"] >= 0
+    page = owner.get(reverse("portal:replay_run", args=[mw.project.pk, mw.concurrent.pk, run.pk]))
+    assert page.status_code == 200 and "done" in page.content.decode()

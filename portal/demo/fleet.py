@@ -117,20 +117,27 @@ def documents(h: History, project: Project) -> None:
 
 def labels(h: History, project: Project) -> None:
     """globex-labels: 12 desktops on 10 concurrent seats (10 % overuse: a ceiling of 11). Each
-    working day a few print labels at once, at some hour; on Monday mornings all 12 do, so one
-    is counted on the overuse budget and the 12th is refused at the ceiling. A desk authorizes,
-    then reports the slot it printed in (SPEC 4: a device with a non-zero report counts in its
-    slot)."""
+    past working day a few print labels at once, at some hour; on Monday mornings all 12 do, so
+    one is counted on the overuse budget and the 12th is refused at the ceiling. Today (the
+    concurrency page's default day), if a working day, a slot every working hour so far, along a
+    day's curve. A desk authorizes, then reports the slot it printed in (SPEC 4: a device with a
+    non-zero report counts in its slot)."""
     desks = []
     for k in range(12):
         fields = {"product": "dlr", "edition": "desktop", "client_type": "desktop", "platform": "Windows 11"}
         desks.append(Client(f"label-desk-{k + 1:02d}", fields | {"device_name": f"Label printer desk {k + 1}"}, f"{GLOBEX_OFFICE}{30 + k}"))  # fmt: skip
-    for day in range(DAYS - 1, -1, -1):
-        if not h.weekday(day):
-            continue
-        monday = h.day(day).weekday() == 0
-        hour, busy = (10, 12) if monday else (h.rng.randint(8, 16), h.rng.randint(3, 6))
-        slot = h.day_slot(day, hour, 3 * h.rng.randint(0, 19))
+    sessions = []  # (slot, desks printing in it)
+    for day in range(DAYS - 1, 0, -1):
+        if h.weekday(day):
+            monday = h.day(day).weekday() == 0
+            hour, busy = (10, 12) if monday else (h.rng.randint(8, 16), h.rng.randint(2, 5))
+            sessions.append((h.day_slot(day, hour, 3 * h.rng.randint(0, 19)), busy))
+    if h.weekday(0):
+        curve = {8: 2, 9: 4, 10: 7, 11: 8, 12: 4, 13: 5, 14: 7, 15: 6, 16: 4, 17: 2}
+        if h.day(0).weekday() == 0:
+            curve[10] = 12
+        sessions += [(h.day_slot(0, hour, 3 * h.rng.randint(0, 19)), busy) for hour, busy in curve.items()]
+    for slot, busy in sessions:
         if not h.closed(slot):
             continue
         for desk in h.rng.sample(desks, busy):

@@ -43,7 +43,7 @@ def create_world(now) -> dict:
     from licenses.models import License, LicenseItem, Organization, Project
 
     with transaction.atomic():
-        org = Organization.objects.create(id="999002", name="Bench Webhooks")
+        org = Organization.objects.create(id="999090", name="Bench Webhooks")  # bench/world.py has 999001-2
         lic = License.objects.create(
             license_id="L-BENCH-WEBHOOKS", organization=org, starts_at=now - timedelta(days=1),
             expires_at=now + timedelta(days=300),

@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -53,6 +53,14 @@ def create_world(now) -> dict:
             license=lic, project=project, product="dbr", edition="javascript", option="per_client_device", quantity=1
         )
     world = {"org": org, "project": project, "item": item}
+    # The delivery step of a running installation has run up to the current window.
+    from usage.models import JobState
+    from usage.webhooks.dispatch import REFUSED_JOB, REFUSED_WINDOW_S
+
+    window = datetime.fromtimestamp(int(now.timestamp()) // REFUSED_WINDOW_S * REFUSED_WINDOW_S, UTC)
+    state, _ = JobState.objects.get_or_create(name=REFUSED_JOB)
+    if state.watermark is None or state.watermark > window:
+        JobState.objects.filter(pk=state.pk).update(watermark=window)
     # The one seat, taken through the device API itself.
     holder = hotpath._measure("the seat's holder", [authorize(project.license_key, "seat-holder")])
     if holder["statuses"] != {200: 1}:
@@ -123,17 +131,22 @@ def under_load(base: str, world: dict, plan: dict) -> list[dict]:
 def coalesce(world: dict, started) -> dict:
     """The delivery step once, as 11 minutes later (every window of the run closed)."""
     from devices.models import Decision
-    from usage.webhooks.dispatch import run_webhooks
+    from licenses.models import OutboxEvent
+    from usage.webhooks.dispatch import REFUSED_WINDOW_S, run_webhooks
     from usage.webhooks.models import WebhookDelivery
 
     subscribe(world, True)
-    refused = Decision.objects.filter(item=world["item"], allowed=False, created_at__gte=started).count()
+    refusals = Decision.objects.filter(item=world["item"], allowed=False, created_at__gte=started)
+    windows = {int(at.timestamp()) // REFUSED_WINDOW_S for at in refusals.values_list("created_at", flat=True)}
     t0 = time.perf_counter()
     with override_settings(WEBHOOK_ALLOW_PRIVATE_HOSTS=True):
-        step = run_webhooks(now=timezone.now() + timedelta(minutes=11))
+        run_webhooks(now=timezone.now() + timedelta(minutes=11))
+    events = OutboxEvent.objects.filter(type="devices.refused", data__item=str(world["item"].pk))
     return {
-        "refused": refused,
-        "events": step["refused_events"],
+        "refused": refusals.count(),
+        "windows": len(windows),
+        "events": events.count(),
+        "counted": sum(e.data["count"] for e in events),
         "deliveries": WebhookDelivery.objects.filter(endpoint__organization=world["org"]).count(),
         "seconds": time.perf_counter() - t0,
     }
@@ -177,9 +190,10 @@ def table(result: dict) -> str:
         + ", ".join(sorted({k for r in load for k in r["statuses"]}))
         + f". Verdict: throughput with the endpoint is {'within' if within else 'OUTSIDE'} the noise of the runs.",
         "",
-        f"Then the delivery step once, as after the windows closed: {after['refused']:,} refusals of the run became "
-        f"{after['events']} `devices.refused` event(s) (one per item, rule and 10-minute window) and "
-        f"{after['deliveries']} delivery(ies), in {after['seconds'] * 1000:.0f} ms.",
+        f"Then the delivery step once, as after the windows closed: {after['refused']:,} refusals of the run, in "
+        f"{after['windows']} 10-minute window(s), became {after['events']} `devices.refused` event(s) (one per "
+        f"item, rule and window; counts adding up to {after['counted']:,}) and {after['deliveries']} "
+        f"delivery(ies), in {after['seconds'] * 1000:.0f} ms.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -116,7 +116,9 @@ def _handle(data, digest: str, *, now: datetime, pinned: bool = False) -> dict[s
         return never_authorized(project=device.project, endpoint=Decision.USAGE, device_uuid=data.device_uuid, now=now)
     earlier_pk = device._earlier_report  # type: ignore[attr-defined]  # read by read_request
     if earlier_pk is not None:
-        earlier = UsageReport.objects.select_related("item").get(pk=earlier_pk)
+        # Found in this slot by the first read: its partition only (usage.partitions).
+        in_slot = {"slot_start": data.slot_start} if pinned else {}
+        earlier = UsageReport.objects.select_related("item").get(pk=earlier_pk, **in_slot)
         return _replay(device.project, device, earlier, digest, now=now)
     return _record(device.project, device, data, digest, now=now)
 

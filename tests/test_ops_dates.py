@@ -60,7 +60,7 @@ def test_the_export_download_answers_400_for_out_of_range_dates(project):
 @given(value=date_texts, option=st.sampled_from(["--from", "--to"]))
 def test_export_usage_refuses_or_exports_any_date_text(project, value, option):
     try:
-        call_command("export_usage", "--license-key", project.license_key, "--what", "usage", option, value,
+        call_command("export_usage", "--license-key", project.license_key, "--what", "usage", f"{option}={value}",
                      stdout=StringIO())  # fmt: skip
     except CommandError as e:
         assert str(e).startswith(f"{option}: ")
@@ -78,8 +78,8 @@ def test_run_job_refuses_any_date_out_of_range_naming_now(value):
         in_range = False
     if in_range or value == "":
         return  # a real run (empty: the current time), tested in tests/test_jobs_run_job.py
-    with pytest.raises(CommandError) as refused:
-        call_command("run_job", "rollup_usage", "--now", value, stdout=StringIO())
+    with pytest.raises(CommandError) as refused:  # --now=VALUE: a value like "-x" is not taken for an option
+        call_command("run_job", "rollup_usage", f"--now={value}", stdout=StringIO())
     assert str(refused.value).startswith("--now: ")
 
 

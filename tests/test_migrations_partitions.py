@@ -1,7 +1,8 @@
 """Migration usage 0009 on PostgreSQL keeps the rows: a scratch database migrated to usage 0008
 (every other app to its latest) with reports (and their counts) in three months, then migrated forward, has them in their
 months' partitions with the same ids, the months around today and a default partition, and
-gives the next report the next id. Runs ``migrate`` in a subprocess on a database of its own
+gives the next report the next id; migrated back, the tables are plain again with the same rows
+and constraints. Runs ``migrate`` in a subprocess on a database of its own
 (the suite runs without migrations), as tests/test_migrations_model_move.py does; on SQLite the
 migration changes nothing (that test and test_migrations.py cover it there)."""
 
@@ -48,7 +49,25 @@ with connection.cursor() as cursor:
     )
     months = sorted(name for (name,) in cursor.fetchall())
 next_id = factories.UsageReportFactory(device=device, slot_start=datetime(2026, 12, 1, tzinfo=UTC)).pk
-print(json.dumps({"reports": reports, "counts": counts, "months": months, "next_id": next_id}))
+executor = MigrationExecutor(connection)
+executor.migrate([BEFORE])  # and back: plain tables again
+with connection.cursor() as cursor:
+    cursor.execute(
+        "SELECT relname, relkind FROM pg_class WHERE relname IN ('usage_usagereport', 'usage_usagecount')"
+    )
+    kinds = dict(cursor.fetchall())
+    cursor.execute(
+        '''SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid IN ('usage_usagereport'::regclass, 'usage_usagecount'::regclass) AND contype IN ('p', 'u', 'f')
+        ORDER BY 1, 2'''
+    )
+    constraints = cursor.fetchall()
+    cursor.execute("SELECT id, report_id, slot_start FROM usage_usagereport ORDER BY id")
+    back = [[pk, rid] for pk, rid, _ in cursor.fetchall()]
+print(json.dumps({
+    "reports": reports, "counts": counts, "months": months, "next_id": next_id,
+    "kinds": kinds, "constraints": constraints, "back": back,
+}))
 """
 
 
@@ -71,3 +90,10 @@ def test_the_reports_and_counts_keep_their_rows_and_ids_in_their_months(postgres
     ]
     assert "usage_usagereport_default" in out["months"] and len(out["months"]) >= 3 + 4 + 1
     assert out["next_id"] == 4  # the identity continues after the copied rows
+    # Migrated back: plain tables with the same rows, keys without the slot, the counts' FK again.
+    assert out["kinds"] == {"usage_usagereport": "r", "usage_usagecount": "r"}
+    assert out["back"] == [[1, "r-0"], [2, "r-1"], [3, "r-2"], [4, "r-3"]]
+    constraints = [c for _, c in out["constraints"]]
+    assert "PRIMARY KEY (id)" in constraints and "UNIQUE (device_id, report_id)" in constraints
+    assert "UNIQUE (report_id, metric)" in constraints
+    assert any(c.startswith("FOREIGN KEY (report_id) REFERENCES usage_usagereport(id)") for c in constraints)

@@ -202,6 +202,53 @@ def _convert(table: str, *, months: set[datetime]) -> None:
         _run(definition)
 
 
+def unpartition_tables() -> list[str]:
+    """Migration 0009 reversed: plain tables again, with the same rows, the keys and unique
+    constraints without the partition key (PostgreSQL only; idempotent); the tables done. The
+    counts' foreign key into the reports is the caller's (it has Django's name for it)."""
+    if connection.vendor != "postgresql":
+        return []
+    done: list[str] = []
+    with transaction.atomic():
+        for table in tables():
+            if is_partitioned(table):
+                _unpartition(table)
+                done.append(table)
+    return done
+
+
+def _unpartition(table: str) -> None:
+    old = f"{table}__partitioned"
+    indexes = _fetch(
+        """SELECT i.indexname, i.indexdef FROM pg_indexes i
+        WHERE i.schemaname = current_schema() AND i.tablename = %s
+        AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s))""",
+        [table, table],
+    )
+    constraints = _fetch(
+        """SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = to_regclass(%s) AND contype IN ('p', 'u', 'f') ORDER BY conname""",
+        [table],
+    )
+    _run(f"ALTER TABLE {_q(table)} RENAME TO {_q(old)}")
+    _run(
+        f"""CREATE TABLE {_q(table)} (LIKE {_q(old)} INCLUDING DEFAULTS INCLUDING IDENTITY
+        INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)"""
+    )
+    columns = _columns(old)
+    _run(f"INSERT INTO {_q(table)} ({columns}) SELECT {columns} FROM {_q(old)}")
+    sequence = _fetch("SELECT pg_get_serial_sequence(%s, 'id')", [table])[0][0]
+    _run(f"SELECT setval(%s, COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {_q(table)}", [sequence])
+    _run(f"DROP TABLE {_q(old)} CASCADE")  # its partitions with it
+    _run(f"ALTER SEQUENCE {sequence} RENAME TO {_q(f'{table}_id_seq')}")
+    for name, kind, definition in constraints:
+        if kind in ("p", "u"):
+            definition = definition.replace(f", {KEY})", ")")
+        _run(f"ALTER TABLE {_q(table)} ADD CONSTRAINT {_q(name)} {definition}")
+    for _name, definition in indexes:
+        _run(definition.replace(" ON ONLY ", " ON "))
+
+
 def _create(table: str, month: datetime) -> None:
     _run(
         f"CREATE TABLE {_q(partition_name(table, month))} PARTITION OF {_q(table)} FOR VALUES FROM (%s) TO (%s)",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from api.cors import DEVICE_API_CSP
 from tests import factories
@@ -56,3 +56,23 @@ def test_the_login_form_still_checks_csrf(db):
     strict = Client(enforce_csrf_checks=True)
     answer = strict.post("/accounts/login/", {"username": "x", "password": "y"})
     assert answer.status_code == 403
+
+
+@pytest.mark.parametrize("url, checks", [("/api/v1/usage", 0), ("/healthz", 1)])
+def test_no_health_check_round_trip_for_a_device_request(client, monkeypatch, url, checks):
+    # What request_started does with CONN_HEALTH_CHECKS on (the test client skips it).
+    item = factories.LicenseItemFactory(quantity=5)
+    client.post("/api/v1/authorize", json.dumps(auth_body(item.project, "d1")), content_type="application/json")
+    calls = []
+    wrapper = connections["default"]  # the thread's own, not the proxy
+    real = wrapper.is_usable
+    monkeypatch.setattr(wrapper, "is_usable", lambda: calls.append(1) or real())
+    monkeypatch.setattr(wrapper, "health_check_enabled", True)
+    monkeypatch.setattr(wrapper, "health_check_done", False)
+    body = {"license_key": item.project.license_key, "device_uuid": "d1", "report_id": "r1",
+            "slot_start": "2026-11-27T17:24:00Z", "barcode_scans": 1}  # fmt: skip
+    if url == "/healthz":
+        client.get(url)
+    else:
+        assert client.post(url, json.dumps(body), content_type="application/json").status_code == 200
+    assert len(calls) == checks

@@ -64,17 +64,20 @@ def loadavg() -> float:
 
 def memory_gib() -> float:
     try:
-        return int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20
-    except (OSError, AttributeError):
+        found = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+    except OSError:
         return 0.0
+    return int(found.group(1)) / 2**20 if found else 0.0
 
 
 def machine() -> str:
     cpu = ""
     try:
-        cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1).strip()
-    except (OSError, AttributeError):
-        pass
+        found = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    except OSError:
+        found = None
+    if found:
+        cpu = found.group(1).strip()
     return (
         f"{os.cpu_count()} CPUs ({cpu or platform.machine()}), {memory_gib():.1f} GiB memory, "
         f"PostgreSQL {scalar('SHOW server_version')}, Python {platform.python_version()}, "

@@ -5,6 +5,7 @@ memory rows, with ``generate_series`` INSERTs; ``JobsBench`` is the run's state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -54,7 +55,7 @@ class JobsBench:
     cutoff: datetime
     n: int
     rounds: int
-    out: object = print
+    out: Callable[[str], object] = print
     params: dict = field(default_factory=dict)
 
 

@@ -122,7 +122,7 @@ class Command(BaseCommand):
         hot = hotpath.measure(
             seats_empty=data["hot_seats_empty"], seats_full=data["hot_seats_full"], scans=data["hot_scans"],
             seats_protected=data["hot_seats_protected"], session_password=world.SESSION_PASSWORD,
-            now=timezone.now(), n=plan["hot_n"],
+            now=timezone.now(), n=int(plan["hot_n"]),
         )  # fmt: skip
         port = common.free_port(opts["port"])
         with tempfile.TemporaryDirectory(prefix="dls-bench-") as tmp:

@@ -16,7 +16,7 @@ def rfc3339(dt: datetime) -> str:
 
 
 def rfc3339_sql(col: str) -> str:
-    """``rfc3339`` in PostgreSQL, for exports written by the database (``COPY``); NULL stays NULL."""
+    """``rfc3339`` in PostgreSQL, for the export lines the database builds (usage.exports); NULL stays NULL."""
     return f"""to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 

@@ -15,6 +15,8 @@ bulk.
 
 from __future__ import annotations
 
+import bisect
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -70,6 +72,78 @@ def _same_client(older: Device, newer: Device) -> bool:
     return older.device_name == newer.device_name
 
 
+class _Tails:
+    """Chains' newest devices by ``last_seen_at`` under one lookup key, so a device finds the
+    chains it may extend (last seen within ``gap`` before it) without a pass over every chain."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[datetime, int]] = []  # (tail's last_seen_at, chain number), sorted
+
+    def add(self, seen: datetime, number: int) -> None:
+        bisect.insort(self.entries, (seen, number))
+
+    def remove(self, seen: datetime, number: int) -> None:
+        i = bisect.bisect_left(self.entries, (seen, number))
+        if i < len(self.entries) and self.entries[i] == (seen, number):
+            del self.entries[i]
+
+    def within(self, start: datetime, end: datetime) -> list[int]:
+        # Tails last seen before ``start`` can extend no later device (devices come in order of
+        # first authorization): dropped for good.
+        lo = bisect.bisect_left(self.entries, (start, -1))
+        del self.entries[:lo]
+        hi = bisect.bisect_right(self.entries, (end, sys.maxsize))
+        return [number for _, number in self.entries[:hi]]
+
+
+def _lookups(device: Device, key: tuple) -> list[tuple]:
+    """Where a chain ending in ``device`` is filed: by user agent, by name among tails without
+    one, by name among all (``_same_client`` compares user agents when both have one)."""
+    filed = [(key, "name", device.device_name)]
+    if device.user_agent:
+        filed.append((key, "agent", device.user_agent))
+    else:
+        filed.append((key, "name-no-agent", device.device_name))
+    return filed
+
+
+def _wanted(device: Device, key: tuple) -> list[tuple]:
+    """Where the chains ``device`` may extend are filed."""
+    if device.user_agent:
+        return [(key, "agent", device.user_agent), (key, "name-no-agent", device.device_name)]
+    return [(key, "name", device.device_name)]
+
+
+def _chain(devices, gap: timedelta) -> dict[tuple, list[list[Device]]]:
+    """Each device (in order of first authorization) extends the earliest-made chain of its key
+    whose newest device is the same client and was last seen at most ``gap`` before it (and not
+    after it), else starts a chain of its own."""
+    chains: dict[tuple, list[list[Device]]] = {}
+    made: list[list[Device]] = []
+    tails: dict[tuple, _Tails] = {}
+    for device in devices:
+        key = tuple(getattr(device, f) for f in _KEY) + (_family(device.address),)
+        first = device.first_authorized_at
+        found = sorted(
+            {n for where in _wanted(device, key) if where in tails for n in tails[where].within(first - gap, first)}
+        )
+        if found:
+            number = found[0]
+            chain = made[number]
+            tail = chain[-1]
+            for where in _lookups(tail, key):
+                tails[where].remove(tail.last_seen_at, number)
+            chain.append(device)
+        else:
+            number = len(made)
+            chain = [device]
+            made.append(chain)
+            chains.setdefault(key, []).append(chain)
+        for where in _lookups(device, key):
+            tails.setdefault(where, _Tails()).add(device.last_seen_at, number)
+    return chains
+
+
 def burn_groups(project: Project, *, now: datetime, gap: timedelta | None = None) -> list[BurnGroup]:
     """The project's groups of re-registering devices, most burned seats first."""
     gap = gap if gap is not None else timedelta(hours=settings.SEAT_BURN_GAP_HOURS)
@@ -81,17 +155,7 @@ def burn_groups(project: Project, *, now: datetime, gap: timedelta | None = None
         .only(*_KEY, "device_name", "user_agent", "device_uuid", "state", "active_until", *_TIMES)
         .order_by("first_authorized_at", "pk")
     )
-    chains: dict[tuple, list[list[Device]]] = {}
-    for device in devices.iterator(chunk_size=2000):
-        key = tuple(getattr(device, f) for f in _KEY) + (_family(device.address),)
-        for chain in chains.setdefault(key, []):
-            tail = chain[-1]
-            soon = tail.last_seen_at <= device.first_authorized_at <= tail.last_seen_at + gap
-            if soon and _same_client(tail, device):
-                chain.append(device)
-                break
-        else:
-            chains[key].append([device])
+    chains = _chain(devices.iterator(chunk_size=2000), gap)
     groups = []
     for key, found in chains.items():
         for chain in found:

@@ -10,9 +10,6 @@ Every factory has sensible defaults; pass only what a test is about. Times are r
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,17 +21,9 @@ from django.test import Client
 from factory.django import DjangoModelFactory
 
 from devices.models import Decision, Device, QuotaCounter
-from licenses.clock import slot_start_of
 from licenses.models import License, LicenseItem, Membership, Organization, Project
+from tests.moments import MODEL_BACKEND, NOW, PASSWORD, SLOT  # noqa: E402,F401
 from usage.models import ConcurrencyRollup, DeviceUsageDay, SlotDevice, UsageCount, UsageReport, UsageRollup
-
-NOW = datetime(2026, 11, 27, 17, 24, tzinfo=UTC)  # on a slot boundary
-SLOT = slot_start_of(NOW)
-PASSWORD = "pw-Test-12345"  # every UserFactory user's password
-# force_login with an explicit backend: the first in AUTHENTICATION_BACKENDS is the login
-# throttle, which authenticates nobody.
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
 
 # --- licenses: what was sold ---------------------------------------------------------------
 
@@ -377,141 +366,21 @@ def world(now: datetime, *, devices: int = 3, tag: str = "") -> World:
     )  # fmt: skip
 
 
-# --- device API: request bodies and calls --------------------------------------------------
-
-_travellers: list = []  # the clocks stopped by conftest's ``frozen`` fixture
-
-
-def move_clock(dt: datetime) -> None:
-    """Move the clock stopped by the ``frozen`` fixture to ``dt``."""
-    _travellers[-1].move_to(dt)
-
-
-def _iso(dt: datetime) -> str:
-    """RFC 3339 written here, not with licenses.clock, so the API tests check the server's parser."""
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def minutes(n: float) -> timedelta:
-    return timedelta(minutes=n)
-
-
-def auth_body(project, device_uuid: str = "dev-1", **fields) -> dict:
-    """An /authorize body for ``project``; a field given as None is left out."""
-    body = {"license_key": project.license_key, "device_uuid": device_uuid, "product": "dbr", "client_type": "desktop"}
-    body.update(fields)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def usage_body(project, device_uuid: str = "dev-1", report_id: str = "r-1", slot: datetime = SLOT, **fields) -> dict:
-    body = {
-        "license_key": project.license_key,
-        "device_uuid": device_uuid,
-        "report_id": report_id,
-        "slot_start": _iso(slot),
-    }
-    body.update(fields)
-    return body
-
-
-def post(client, path: str, body, **extra):
-    """POST JSON to /api/v1/<path>; returns the response (``.json()`` works on every answer)."""
-    data = body if isinstance(body, bytes | str) else json.dumps(body)
-    extra.setdefault("content_type", "application/json")
-    return client.post(f"/api/v1/{path}", data=data, **extra)
-
-
-def authorize(client, project, device_uuid: str = "dev-1", **fields):
-    return post(client, "authorize", auth_body(project, device_uuid, **fields))
-
-
-def report(client, project, device_uuid: str = "dev-1", report_id: str = "r-1", slot: datetime = SLOT, **fields):
-    return post(client, "usage", usage_body(project, device_uuid, report_id, slot, **fields))
-
-
-def release(client, project, device_uuid: str = "dev-1"):
-    return post(client, "release", {"license_key": project.license_key, "device_uuid": device_uuid})
-
-
-def error_of(response) -> dict:
-    return response.json()["error"]
-
-
-# --- license files and the admin -----------------------------------------------------------
-
-SPEC_EXAMPLE = {
-    "license_id": "L-2026-0001",
-    "organization": {"id": "216998", "name": "Acme Corp"},
-    "starts_at": "2026-11-01T00:00:00Z",
-    "expires_at": "2027-11-01T00:00:00Z",
-    "project": "acme-web",
-    "items": [
-        {
-            "product": "dbr",
-            "edition": "javascript",
-            "option": "per_client_device",
-            "quantity": 30,
-            "period": "yearly",
-            "activation_basis": "first_authorization",
-            "device_grace_percent": 10,
-        },
-        {
-            "product": "dbr",
-            "option": "per_barcode_scan",
-            "quantity": 100000,
-            "dedup_interval_ms": 3000,
-            "quota_grace_percent": 5,
-        },
-        {"product": "dwt", "option": "per_page", "quantities": {"core": 100000, "ocr": 5000}},
-        {"product": "dwt", "addon": "barcode_reader", "option": "per_barcode_scan", "quantity": 5000},
-        {
-            "product": "dlr",
-            "option": "per_concurrent_device",
-            "quantity": 10,
-            "overuse_percent": 10,
-            "overuse_budget": 10000,
-        },
-        {"product": "dbr", "edition": "server", "option": "per_server", "quantity": 2, "heartbeat_timeout_s": 600},
-        {"product": "dwt", "option": "per_domain", "domain": "*.example.com"},
-    ],
-}
-
-
-def spec_example() -> dict:
-    """A fresh copy of SPEC's example license file."""
-    return copy.deepcopy(SPEC_EXAMPLE)
-
-
-_license_file_seq = itertools.count(1)
-
-
-def license_file(items: list[dict] | None = None, **top) -> dict:
-    """A small valid license file with a fresh license_id; ``top`` overrides top-level fields."""
-    doc = {
-        "license_id": f"L-T-{next(_license_file_seq):05d}",
-        "organization": {"id": "216998", "name": "Acme Corp"},
-        "starts_at": "2026-11-01T00:00:00Z",
-        "expires_at": "2027-11-01T00:00:00Z",
-        "items": items if items is not None else [{"product": "dbr", "option": "per_client_device", "quantity": 5}],
-    }
-    doc.update(top)
-    return doc
-
-
-def item_for(product: str, option: str, edition: str = "", addon: str = "") -> dict:
-    """An item of a license file with the amount field its option needs."""
-    item = {"product": product, "option": option}
-    if edition:
-        item["edition"] = edition
-    if addon:
-        item["addon"] = addon
-    if option == "per_page":
-        item["quantities"] = {"core": 1000}
-    elif option == "per_domain":
-        item["domain"] = "example.com"
-    else:
-        item["quantity"] = 10
-    return item
+# Shared helpers kept in their own modules, reachable as ``factories.<name>`` as before.
+from tests.api_calls import (  # noqa: E402,F401
+    _iso,
+    _travellers,
+    auth_body,
+    authorize,
+    error_of,
+    minutes,
+    move_clock,
+    post,
+    release,
+    report,
+    usage_body,
+)
+from tests.license_files import SPEC_EXAMPLE, item_for, license_file, spec_example  # noqa: E402,F401
 
 
 def row_counts() -> dict[str, int]:

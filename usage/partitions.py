@@ -163,8 +163,10 @@ def _months_holding_rows(table: str) -> set[datetime]:
     return {month_start(m) for (m,) in _fetch(f"SELECT DISTINCT date_trunc('month', {KEY}, 'UTC') FROM {_q(table)}")}
 
 
-def _convert(table: str, *, months: set[datetime]) -> None:
-    old = f"{table}__plain"
+def _catalog(table: str) -> tuple[list[tuple], list[tuple]]:
+    """The table's own indexes (name, definition; not those backing a constraint) and its keys,
+    unique and foreign-key constraints (name, kind, definition, referenced table), to build again
+    on the table that replaces it."""
     indexes = _fetch(
         """SELECT i.indexname, i.indexdef FROM pg_indexes i
         WHERE i.schemaname = current_schema() AND i.tablename = %s
@@ -176,6 +178,12 @@ def _convert(table: str, *, months: set[datetime]) -> None:
         FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype IN ('p', 'u', 'f') ORDER BY conname""",
         [table],
     )
+    return indexes, constraints
+
+
+def _convert(table: str, *, months: set[datetime]) -> None:
+    old = f"{table}__plain"
+    indexes, constraints = _catalog(table)
     _run(f"ALTER TABLE {_q(table)} RENAME TO {_q(old)}")
     _run(
         f"""CREATE TABLE {_q(table)} (LIKE {_q(old)} INCLUDING DEFAULTS INCLUDING IDENTITY
@@ -219,17 +227,7 @@ def unpartition_tables() -> list[str]:
 
 def _unpartition(table: str) -> None:
     old = f"{table}__partitioned"
-    indexes = _fetch(
-        """SELECT i.indexname, i.indexdef FROM pg_indexes i
-        WHERE i.schemaname = current_schema() AND i.tablename = %s
-        AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s))""",
-        [table, table],
-    )
-    constraints = _fetch(
-        """SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint
-        WHERE conrelid = to_regclass(%s) AND contype IN ('p', 'u', 'f') ORDER BY conname""",
-        [table],
-    )
+    indexes, constraints = _catalog(table)
     _run(f"ALTER TABLE {_q(table)} RENAME TO {_q(old)}")
     _run(
         f"""CREATE TABLE {_q(table)} (LIKE {_q(old)} INCLUDING DEFAULTS INCLUDING IDENTITY
@@ -241,7 +239,7 @@ def _unpartition(table: str) -> None:
     _run(f"SELECT setval(%s, COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {_q(table)}", [sequence])
     _run(f"DROP TABLE {_q(old)} CASCADE")  # its partitions with it
     _run(f"ALTER SEQUENCE {sequence} RENAME TO {_q(f'{table}_id_seq')}")
-    for name, kind, definition in constraints:
+    for name, kind, definition, _target in constraints:
         if kind in ("p", "u"):
             definition = definition.replace(f", {KEY})", ")")
         _run(f"ALTER TABLE {_q(table)} ADD CONSTRAINT {_q(name)} {definition}")

@@ -69,9 +69,11 @@ class Device(models.Model):
     RELEASED = "released"
     STATES = [(ACTIVE, "Active"), (EXPIRED, "Expired"), (RELEASED, "Released")]
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="devices")
+    # No single-column indexes on the two keys: the unique (project, device_uuid) and
+    # device_seat_idx (item, ...) lead with them, and every new device would write both twice.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="devices", db_index=False)
     device_uuid = models.CharField(max_length=128)
-    item = models.ForeignKey(LicenseItem, null=True, on_delete=models.PROTECT, related_name="devices")
+    item = models.ForeignKey(LicenseItem, null=True, on_delete=models.PROTECT, related_name="devices", db_index=False)
     client_type = models.CharField(max_length=16, choices=[(c, c) for c in CLIENT_TYPES])
     # Web devices: scheme://host[:port], lower-cased, default port dropped.
     origin = models.CharField(max_length=300, blank=True, default="")
@@ -127,7 +129,8 @@ class Decision(models.Model):
     OFFLINE = "offline"  # an offline registration (SPEC section 12)
     ENDPOINTS = [(AUTHORIZE, "authorize"), (USAGE, "usage"), (RELEASE, "release"), (OFFLINE, "offline")]
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="decisions")
+    # Covered by decision_device_idx (project, device_uuid, created_at).
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="decisions", db_index=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
     device_uuid = models.CharField(max_length=128, db_index=True)
     item = models.ForeignKey(LicenseItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")

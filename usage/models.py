@@ -17,9 +17,11 @@ class UsageReport(models.Model):
     """One report as received. Unique per (device, report_id): a retry with the same body replays
     ``response``; a different body (another ``body_hash``) is a 409."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="reports")
+    # No single-column indexes on the two keys: the unique (device, report_id[, slot_start]) and
+    # (item, slot_start) indexes lead with them, and every report would write both twice.
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="reports", db_index=False)
     report_id = models.CharField(max_length=64)
-    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="reports")
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="reports", db_index=False)
     slot_start = models.DateTimeField()
     body_hash = models.CharField(max_length=64)  # sha256 of the canonical request body
     # What was counted: {"barcode_scans": 4, "pages_core": 3, ...}, metric -> count (non-zero only).
@@ -44,8 +46,9 @@ class UsageReport(models.Model):
 class UsageCount(models.Model):
     """One metric of one report, normalized so rollups are a single GROUP BY."""
 
-    report = models.ForeignKey(UsageReport, on_delete=models.CASCADE, related_name="counts")
-    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+")
+    # Covered by the unique (report, metric) and the (item, slot_start) index (as UsageReport's).
+    report = models.ForeignKey(UsageReport, on_delete=models.CASCADE, related_name="counts", db_index=False)
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+", db_index=False)
     slot_start = models.DateTimeField()
     metric = models.CharField(max_length=32)
     count = models.PositiveIntegerField()
@@ -60,8 +63,9 @@ class DeviceUsageDay(models.Model):
     by usage. Kept in the report's own insert (``usage.hot_sql.insert_report``): exact, once
     per report, no job."""
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="usage_days")
-    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+")
+    # Covered by the unique (device, item, day, metric) and the (item, day) index.
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="usage_days", db_index=False)
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     metric = models.CharField(max_length=32)
     count = models.BigIntegerField()

@@ -117,7 +117,7 @@ TRICKY = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\ronly", "=1+1", "-12", "
 
 
 def test_every_export_is_the_same_bytes_from_postgresql_and_from_python(w):
-    """On PostgreSQL the database builds each line (usage.exports._line_select); elsewhere, and
+    """On PostgreSQL COPY writes the lines (usage.exports._copy_select); elsewhere, and
     as the reference, Python formats the rows (csv_line). Both are compared on awkward texts."""
     for k, text in enumerate(TRICKY):
         factories.DeviceFactory(

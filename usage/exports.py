@@ -3,9 +3,10 @@
 ``usage`` and ``concurrency`` read the rollups, ``devices`` reads live data filtered by
 ``last_seen_at``. ``start`` is inclusive, ``end`` exclusive; times are written
 ``YYYY-MM-DDTHH:MM:SSZ``; the item column is the item id string. Rows stream from the database
-in chunks, so a large export runs in bounded memory: on PostgreSQL the database builds each CSV
-line (the times, quoting and formula guard in SQL beside their Python twins) and Python only
-joins them; elsewhere Python formats the rows. The bytes are the same."""
+in chunks, so a large export runs in bounded memory: on PostgreSQL ``COPY (SELECT ...) TO STDOUT
+(FORMAT csv)`` writes the file (the times and formula guard in SQL beside their Python twins, the
+quoting COPY's own) and Python passes its bytes on; elsewhere Python formats the rows
+(``csv_line`` quotes as COPY does). The bytes are the same."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ HEADERS = {
     ],
 }
 CHUNK = 2000
-SQL_ROWS = 2000  # lines per fetch of a PostgreSQL export (about 250 KiB of devices)
+COPY_CHUNK = 256 * 1024  # bytes per chunk of a PostgreSQL export (COPY sends a message per row)
 
 
 def format_time(dt: datetime | None) -> str:
@@ -137,14 +138,14 @@ def stream_csv(
     *, project: Project, what: str, start: datetime | None = None, end: datetime | None = None, rows: int = 500
 ) -> Iterator[bytes]:
     """The export as UTF-8 chunks, for a ``StreamingHttpResponse`` and ``write_csv``: memory stays
-    flat and the first bytes leave at once whatever the number of devices. On PostgreSQL the
-    database builds each line (``_line_select``) and a server-side cursor hands them over
-    SQL_ROWS at a time; elsewhere rows come from server-side cursors, ``rows`` per chunk."""
+    flat and the first bytes leave at once whatever the number of devices. On PostgreSQL
+    ``COPY (_copy_select) TO STDOUT (FORMAT csv)`` writes the lines, passed on COPY_CHUNK bytes
+    at a time; elsewhere rows come from server-side cursors, ``rows`` per chunk."""
     if what not in HEADERS:
         raise ValueError(f"what must be one of {', '.join(WHATS)}, not {what!r}")
     if connection.vendor == "postgresql":
         yield csv_line(HEADERS[what]).encode("utf-8")
-        yield from _lines(*_line_select(project=project, what=what, start=start, end=end), rows=SQL_ROWS)
+        yield from _copy(*_copy_select(project=project, what=what, start=start, end=end))
         return
     batch: list[str] = []
     for row in export_rows(project=project, what=what, start=start, end=end):
@@ -166,60 +167,52 @@ def write_csv(
 
 
 def safe_cell_sql(col: str) -> str:
-    """``safe_cell`` in PostgreSQL."""
-    starts = ", ".join("E'" + c.replace("\t", "\\t").replace("\r", "\\r") + "'" for c in FORMULA_START)
+    """``safe_cell`` in PostgreSQL. The first character is compared by its code (``ascii``: the
+    code point in UTF-8, 0 for an empty text), a third of the cost of ``left(col, 1) IN``."""
+    starts = ", ".join(str(ord(c)) for c in FORMULA_START)
     quote = "''''"  # a literal ' in SQL
     number = f"'^{_NUMBER.pattern}$'"
-    return f"CASE WHEN left({col}, 1) IN ({starts}) AND {col} !~ {number} THEN {quote} || {col} ELSE {col} END"
+    return f"CASE WHEN ascii({col}) IN ({starts}) AND {col} !~ {number} THEN {quote} || {col} ELSE {col} END"
 
 
-def csv_cell_sql(text: str) -> str:
-    """``csv_line``'s quoting of one cell in PostgreSQL; NULL is an empty cell."""
-    special = """E'[",\\r\\n]'"""  # a quote, a comma, CR or LF
-    quoted = f"""'"' || replace({text}, '"', '""') || '"'"""
-    return f"COALESCE(CASE WHEN {text} ~ {special} THEN {quoted} ELSE {text} END, '')"
-
-
-def _line_select(*, project: Project, what: str, start: datetime | None, end: datetime | None) -> tuple[str, list]:
-    """A SELECT of one column, each export row's CSV line (``export_rows`` through ``csv_line``):
-    the same columns, filters and order, the text built by PostgreSQL."""
+def _copy_select(*, project: Project, what: str, start: datetime | None, end: datetime | None) -> tuple[str, list]:
+    """A SELECT of the export's cells (``export_rows``: the same columns, filters and order) as
+    texts, which ``COPY ... (FORMAT csv)`` writes as ``csv_line`` does: it quotes a cell holding
+    a comma, a quote, CR or LF, and writes NULL as an empty cell, so an empty text is made NULL
+    (COPY would write it ``""``)."""
     items = LicenseItem._meta.db_table
     params: list[object] = [project.pk]
 
-    def line(*cells: str) -> str:
-        return " || ',' || ".join(cells)
-
-    def number(col: str) -> str:
-        return f"COALESCE({col}::text, '')"
+    def text(col: str) -> str:
+        return f"NULLIF({col}, '')"
 
     def time(col: str) -> str:
-        return f"COALESCE({rfc3339_sql(col)}, '')"
+        return rfc3339_sql(col)
 
     if what == "usage":
         at = "r.bucket_start"
         metrics = ", ".join(f"'{m}'" for m in METRICS)  # the SPEC's fixed names: nothing to guard or quote
         head = (
-            f"SELECT {line(time(at), number('r.item_id'), 'r.metric', number('r.count'))} "
+            f"SELECT {time(at)}, r.item_id, {text('r.metric')}, r.count "
             f"FROM {UsageRollup._meta.db_table} r JOIN {items} i ON i.id = r.item_id WHERE i.project_id = %s "
             f"AND r.granularity = '{UsageRollup.TWO_HOURS}' AND r.metric IN ({metrics})"
         )
         order = "r.bucket_start, r.item_id, r.metric"
     elif what == "concurrency":
         at = "r.slot_start"
-        cells = (number(f"r.{c}") for c in ("item_id", "active_devices", '"limit"', "overuse_devices"))
         head = (
-            f"SELECT {line(time(at), *cells)} FROM {ConcurrencyRollup._meta.db_table} r "
-            f"JOIN {items} i ON i.id = r.item_id WHERE i.project_id = %s"
+            f'SELECT {time(at)}, r.item_id, r.active_devices, r."limit", r.overuse_devices '
+            f"FROM {ConcurrencyRollup._meta.db_table} r JOIN {items} i ON i.id = r.item_id WHERE i.project_id = %s"
         )
         order = "r.slot_start, r.item_id"
     else:
         at = "d.last_seen_at"
-        # The free texts get the formula guard and quoting; client_type and state are the SPEC's
-        # names (the API's choices, a check constraint), which need neither.
-        uuid, origin, name = (csv_cell_sql(safe_cell_sql(f"d.{c}")) for c in ("device_uuid", "origin", "device_name"))
-        times = (time(f"d.{c}") for c in ("first_authorized_at", "last_seen_at", "active_until"))
+        # The free texts get the formula guard; client_type and state are the SPEC's names (the
+        # API's choices, a check constraint), which need none.
+        uuid, origin, name = (text(safe_cell_sql(f"d.{c}")) for c in ("device_uuid", "origin", "device_name"))
+        times = ", ".join(time(f"d.{c}") for c in ("first_authorized_at", "last_seen_at", "active_until"))
         head = (
-            f"SELECT {line(uuid, number('d.item_id'), 'd.client_type', origin, name, *times, 'd.state')} "
+            f"SELECT {uuid}, d.item_id, {text('d.client_type')}, {origin}, {name}, {times}, {text('d.state')} "
             f"FROM {Device._meta.db_table} d WHERE d.project_id = %s"
         )
         order = "d.last_seen_at, d.id"
@@ -232,12 +225,20 @@ def _line_select(*, project: Project, what: str, start: datetime | None, end: da
     return f"{head} ORDER BY {order}", params
 
 
-def _lines(select: str, params: list, rows: int) -> Iterator[bytes]:
-    """The lines of ``select`` from a server-side cursor, ``rows`` at a time, as UTF-8 chunks."""
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(select, params)
-        while batch := cursor.fetchmany(rows):
-            yield ("\n".join(line for (line,) in batch) + "\n").encode("utf-8")
+def _copy(select: str, params: list) -> Iterator[bytes]:
+    """``COPY (select) TO STDOUT (FORMAT csv)`` as chunks of about COPY_CHUNK bytes (UTF-8, the
+    connection's encoding). A consumer that stops early (a download cancelled) closes this
+    generator: psycopg then cancels the COPY and drains it, leaving the connection usable."""
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+            chunk = bytearray()
+            for data in copy:
+                chunk += data
+                if len(chunk) >= COPY_CHUNK:
+                    yield bytes(chunk)
+                    chunk.clear()
+            if chunk:
+                yield bytes(chunk)
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -40,6 +40,7 @@ from usage import partitions
 from usage.anomalies import detect_anomalies
 from usage.models import (
     ConcurrencyRollup,
+    DeviceUsageTop,
     JobState,
     SightingMemory,
     SlotDevice,
@@ -52,6 +53,7 @@ from usage.sql import execute as _execute
 from usage.sql import fetchall as _fetchall
 from usage.sql import floor_sql as _floor_sql
 from usage.sql import table as _t
+from usage.top_devices import refresh_top_devices, stale_projects
 
 __all__ = [
     "JOBS",
@@ -217,7 +219,8 @@ def rollup_usage(*, now: datetime) -> dict:
             ON CONFLICT (item_id, granularity, bucket_start, metric) DO UPDATE SET count = excluded.count
         """
         insert = f"INSERT INTO {rollup} (item_id, granularity, bucket_start, metric, count)"
-        if _rebuild_all(state, now):
+        rebuild = _rebuild_all(state, now)
+        if rebuild:
             # First run (or after JobState was cleared, or a replay): every bucket and day.
             bucket, day = _floor_sql("c.slot_start", BUCKET_SECONDS), _floor_sql("u.bucket_start", DAY_SECONDS)
             buckets = _execute(
@@ -244,7 +247,9 @@ def rollup_usage(*, now: datetime) -> dict:
                 )
 
             buckets = days = 0
-            for chunk in _chunks(keys(BUCKET_SECONDS)):
+            bucket_keys = keys(BUCKET_SECONDS)
+            touched = {key[0] for key in bucket_keys}
+            for chunk in _chunks(bucket_keys):
                 affected, params = _key_list_sql(chunk)
                 buckets += _execute(
                     f"""{insert} SELECT c.item_id, %s, a.range_start, c.metric, SUM(c.count)
@@ -262,8 +267,26 @@ def rollup_usage(*, now: datetime) -> dict:
                     WHERE u.granularity = %s GROUP BY u.item_id, a.range_start, u.metric {upsert}""",
                     [UsageRollup.DAY, *params, UsageRollup.TWO_HOURS],
                 )
+        # Devices by usage over the default period (usage.top_devices), as of this run: for the
+        # projects whose reports arrived since the last run, or whose snapshot is of another day.
+        if rebuild:
+            projects = set(DeviceUsageTop.objects.values_list("project_id", flat=True))
+        else:
+            projects = {
+                project_id
+                for chunk in _chunks(sorted(touched))
+                for project_id in LicenseItem.objects.filter(pk__in=chunk).values_list("project_id", flat=True)
+            }
+        top = refresh_top_devices(projects | stale_projects(now=now), now=now)
         JobState.objects.filter(pk=state.pk).update(watermark=now, updated_at=now)
-    return {"job": name, "buckets_rolled": buckets, "days_rolled": days, "since": _iso(since), "watermark": _iso(now)}
+    return {
+        "job": name,
+        "buckets_rolled": buckets,
+        "days_rolled": days,
+        "top_devices_projects": top,
+        "since": _iso(since),
+        "watermark": _iso(now),
+    }
 
 
 # --- purge_old_data ----------------------------------------------------------------------------

@@ -77,6 +77,21 @@ class DeviceUsageDay(models.Model):
         indexes = [models.Index(fields=["item", "day"], name="device_usage_day_item_idx")]
 
 
+class DeviceUsageTop(models.Model):
+    """A project's devices by usage over the statistics page's default period (``start`` to
+    ``end``, UTC days, inclusive), exact as of ``as_of``: the rollup job's run that computed it
+    with the live definition (``usage.top_devices``). ``rows``: ``[[device_id, total, scans,
+    pages], ...]``, the first ``limit`` devices, most first. The page uses it only for exactly
+    this period and limit, and says "as of"; any other period is summed live."""
+
+    project = models.OneToOneField("licenses.Project", on_delete=models.CASCADE, related_name="+")
+    start = models.DateField()
+    end = models.DateField()
+    limit = models.PositiveIntegerField()
+    as_of = models.DateTimeField()
+    rows = models.JSONField(default=list)
+
+
 class SightingMemory(models.Model):
     """Server-side dedup memory: the latest ts_ms a device saw a (format, text), counted or not.
 

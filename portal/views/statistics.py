@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -22,17 +22,17 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from devices.models import OVERUSE_SPENT, Device, QuotaCounter
+from devices.models import OVERUSE_SPENT, QuotaCounter
 from licenses import rules
 from licenses.clock import EARLIEST, LATEST
 from portal.access import get_project_for
 from portal.charts import heat_map, line_chart, pie_chart, slot_chart
 from portal.display import shown
 from portal.summaries import METRIC_LABELS, metric_label, start_of_day
-from usage.models import METRICS, ConcurrencyRollup, DeviceUsageDay, UsageRollup
+from usage.models import METRICS, ConcurrencyRollup, UsageRollup
+from usage.top_devices import DEVICE_FIELDS, DEVICE_ROWS, default_period, devices_by_usage
 
 MAX_PERIOD_DAYS = 366
-DEVICE_ROWS = 50
 EXPORTS = ("usage", "concurrency", "devices")
 
 
@@ -86,7 +86,7 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for(request, pk)
     now = timezone.now()
     today = now.date()
-    start, end, day = today - timedelta(days=29), today, today
+    (start, end), day = default_period(now), today
     form = PeriodForm(request.GET or None, initial={"start": start, "end": end, "day": day})
     if form.is_valid():
         start = form.cleaned_data["start"] or start
@@ -195,23 +195,12 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         {"start": b, "end": b + timedelta(hours=2), "values": [two_hour[(b, m)] for m in metrics]} for b in buckets
     ]
 
-    # Devices by usage in the period, from the per-device daily rollup (usage.models.DeviceUsageDay):
-    # summed per device on that table alone (by the project's item ids, so PostgreSQL estimates the
-    # rows right), then only the DEVICE_ROWS devices shown are read for their names. Joining the
-    # devices before grouping looked up every device-day's device (1M lookups at fleet scale).
-    scan = Q(metric="barcode_scans")
-    top = list(
-        DeviceUsageDay.objects.filter(item_id__in=list(by_id), day__gte=start, day__lte=end)
-        .values("device_id")
-        .annotate(total=Sum("count"), scans=Sum("count", filter=scan), pages=Sum("count", filter=~scan))
-        .order_by("-total", "device_id")[:DEVICE_ROWS]
-    )
-    shown_devices = Device.objects.filter(pk__in=[r["device_id"] for r in top])
-    fields = ("device_uuid", "device_name", "client_type", "origin")
-    names = {d["id"]: {k: d[k] for k in fields} for d in shown_devices.values("id", *fields)}
+    # Devices by usage in the period (usage.top_devices): the rollup job's snapshot for the
+    # default period, "as of" its run; any other period summed live on the per-device days.
+    top, devices_as_of = devices_by_usage(project.pk, list(by_id), start, end)
     device_rows = [
         {"report__device_id": r["device_id"], "total": r["total"], "scans": r["scans"], "pages": r["pages"]}
-        | {f"report__device__{k}": v for k, v in names.get(r["device_id"], {}).items()}
+        | {f"report__device__{k}": r[k] for k in DEVICE_FIELDS}
         for r in top
     ]
     context = {
@@ -230,6 +219,7 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
         "bucket_rows": bucket_rows,
         "device_rows": device_rows,
         "device_limit": DEVICE_ROWS,
+        "devices_as_of": devices_as_of,
         "export_from": start.isoformat(),
         "export_to": (end + timedelta(days=1)).isoformat(),
         "metric_labels": METRIC_LABELS,

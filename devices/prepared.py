@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
@@ -33,6 +34,45 @@ def param(value):
     if isinstance(value, datetime):
         return connection.ops.adapt_datetimefield_value(value)
     return value
+
+
+def hot_cursor():
+    """A cursor for a hot-path statement. On PostgreSQL (``HOT_SQL_PREPARED``, the default) its
+    parameters are bound on the server and the statement is prepared the first time a connection
+    runs it: the database parses and plans it once per connection instead of once per request,
+    and psycopg no longer quotes each parameter into the text. Other statements keep Django's
+    client-side binding. Through Django's cursor wrapper all the same: query logging, the
+    execute wrappers (statement counts) and error translation are the ORM's."""
+    if connection.vendor != "postgresql" or not settings.HOT_SQL_PREPARED:
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # Django turns preparing off for the connection: on, for these
+        raw.prepare_threshold = PREPARE_THRESHOLD
+    with connection.wrap_database_errors:
+        return cast(Any, connection)._prepare_cursor(_preparing_cursor()(raw))  # connection.cursor()'s own step
+
+
+# psycopg prepares a statement a connection has run this many times; the hot cursor asks for it
+# on the first run (``prepare=True``), and Django's own (client-binding) cursors never prepare.
+PREPARE_THRESHOLD = 5
+_PREPARING: list = []
+
+
+def _preparing_cursor():
+    """psycopg's server-binding cursor (Django's own class for ``server_side_binding``) whose
+    ``execute`` prepares by default."""
+    if not _PREPARING:
+        from django.db.backends.postgresql import base
+
+        server_binding: Any = base.ServerBindingCursor  # (not in the stubs)
+
+        class PreparingCursor(server_binding):
+            def execute(self, query, params=None, *, prepare=True, binary=None):
+                return super().execute(query, params, prepare=prepare, binary=binary)
+
+        _PREPARING.append(PreparingCursor)
+    return _PREPARING[0]
 
 
 def sentinel_datetime(n: int) -> datetime:
@@ -96,7 +136,7 @@ class Prepared:
     def rows(self, **values: Any) -> list:
         compiled = self._compiled()
         compiler = compiled.compiler
-        with connection.cursor() as cursor:
+        with hot_cursor() as cursor:
             cursor.execute(compiled.sql, compiled.bind(values))
             rows = cursor.fetchall()
         if compiled.converters:
@@ -135,7 +175,7 @@ class PreparedUpdate:
             sql, params = compiler.as_sql()
             compiled = _Compiled(sql, params, _slots(params, self.sentinels, self.name), compiler)
             _cache()[self.name] = compiled
-        with connection.cursor() as cursor:
+        with hot_cursor() as cursor:
             cursor.execute(compiled.sql, compiled.bind(values))
             return cursor.rowcount
 
@@ -174,7 +214,7 @@ class PreparedInsert(Generic[M]):
         params = [compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in fields]
         if any(hasattr(p, "as_sql") for p in params):
             return self.model._default_manager.create(**values)
-        with connection.cursor() as cursor:
+        with hot_cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         for field, value in zip(meta.db_returning_fields, row, strict=True):

@@ -29,6 +29,7 @@ from django.db import connection
 from django.db.models import Count, F
 
 from devices.models import Device, SeatCounter, ran_out_sql
+from devices.prepared import hot_cursor
 from licenses import rules
 from licenses.models import LicenseItem
 
@@ -50,7 +51,7 @@ def _p(value):
 
 
 def _fetchone(sql: str, params: list) -> tuple | None:
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(sql, [_p(v) for v in params])
         return cursor.fetchone()
 

@@ -125,6 +125,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The device API's hot statements (devices.prepared.hot_cursor) are bound on the server and
+# prepared once per connection on PostgreSQL; off behind a pooler that cannot keep a session's
+# prepared statements (PgBouncer in transaction mode before 1.21). docs/operations.md.
+HOT_SQL_PREPARED = env.bool("HOT_SQL_PREPARED", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

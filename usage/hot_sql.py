@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 
 from devices.context import client_address
 from devices.models import Device, QuotaCounter
-from devices.prepared import Prepared, PreparedUpdate, sentinel_datetime
+from devices.prepared import Prepared, PreparedUpdate, hot_cursor, sentinel_datetime
 from devices.seats import held_seats_sql
 from usage.models import DeviceUsageDay, UsageCount, UsageReport
 from usage.sql import param, table
@@ -156,7 +156,7 @@ def insert_report(
     # snapshot sees a twin committed meanwhile. SQLite's unique constraint is the belt there.
     fresh = f"WHERE NOT EXISTS (SELECT 1 FROM {report} e WHERE e.device_id = %s AND e.report_id = %s)"
     values += [device_id, report_id]
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         if connection.vendor == "postgresql":
             rows = " UNION ALL ".join(["SELECT %s::varchar, %s::integer"] * len(metrics))
             sql = f"""INSERT INTO {report} ({columns})
@@ -208,7 +208,7 @@ def update_answer(report_pk: int, *, slot_start: datetime, allowed: bool, respon
     """A report's answer decided again after its counter moved under it (``usage.services``);
     ``slot_start`` names its partition (usage.partitions)."""
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"UPDATE {table(UsageReport)} SET allowed = %s, response = %s{cast} WHERE id = %s AND slot_start = %s",
             [allowed, json.dumps(response, ensure_ascii=False), report_pk, param(slot_start)],
@@ -222,7 +222,7 @@ def add_to_counters(item_id: int, amounts: dict[str, int]) -> dict[str, int]:
     metrics = sorted((m, n) for m, n in amounts.items() if n)
     if not metrics:
         return {}
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {counter} (item_id, metric, used) VALUES "
             + ", ".join(["(%s, %s, %s)"] * len(metrics))

@@ -9,11 +9,17 @@ or re-authorize; some are refused once the seats are taken; with ``"authorize_de
 every request is a device never seen), ``usage`` (authorized devices, each on the project of
 ``keys[uuid]`` when the plan maps it, else ``license_key``, report
 scans and unique sightings, each with a fresh report_id; a share of reports is sent a second time
-with the same body, which must count nothing)."""
+with the same body, which must count nothing).
+
+Each run also reports its measured window (``window``: monotonic start and end, the clock the
+caller's samples use) and the CPU each process group used in it (``cpu``, ``bench.cpu``: the
+trees of ``plan["cpu_groups"]``, e.g. gunicorn's master, PostgreSQL's, this process, and the
+rest of the machine), taken by the main thread at the window's edges."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import threading
@@ -22,6 +28,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
+
+from client.tools.bench import cpu as cpu_accounting
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -125,17 +133,26 @@ class Scenario:
         threads = [threading.Thread(target=worker, args=(t,)) for t in range(concurrency)]
         for t in threads:
             t.start()
+        time.sleep(max(0.0, measure_from - time.monotonic()))
+        cpu_before = cpu_accounting.snapshot()
+        time.sleep(max(0.0, stop_at - time.monotonic()))
+        cpu_after = cpu_accounting.snapshot()
         for t in threads:
             t.join()
+        groups = {name: list(pids) for name, pids in self.plan.get("cpu_groups", {}).items()}
+        groups["loadgen"] = [os.getpid()]
         latencies = sorted(self.latencies)
         result = {
             "requests": len(latencies),
             "rps": len(latencies) / duration,
             "p50_ms": percentile(latencies, 0.50) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
+            "mean_ms": sum(latencies) * 1000 / len(latencies) if latencies else float("nan"),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "codes": {str(k): v for k, v in sorted(self.codes.items(), key=str) if v},
             "errors": self.errors,
+            "window": [cpu_before["t"], cpu_after["t"]],
+            "cpu": cpu_accounting.account(cpu_before, cpu_after, groups),
         }
         if self.name == "usage":
             result.update(

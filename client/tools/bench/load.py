@@ -1,7 +1,11 @@
 """The load of ``bench_api``: the load generator (``python -m client.tools.loadgen``, a process of
 its own) against gunicorn, one scenario per run, each between two runs of the trivial endpoint
 (GET /healthz/ping: same server, middleware and JSON, no database), so every ratio compares
-figures taken within seconds of each other on the shared machine."""
+figures taken within seconds of each other on the shared machine.
+
+Every run (the pings too) carries the CPU each process group used in its measured window
+(``bench.cpu``, taken by the load generator at the window's edges) and, for the scenarios, what
+the database's active backends waited on (``bench.waits``, sampled from this process)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import sys
 
 from django.core.management.base import CommandError
 
+from client.tools.bench import waits
 from client.tools.bench.common import ROOT, loadavg
 
 # name, what it measures (the table's label)
@@ -34,12 +39,16 @@ def loadgen(plan: dict) -> dict:
     return json.loads(result.stdout)
 
 
-def run(base: str, world: dict, plan: dict, say) -> dict:
-    """Each scenario's figures (requests/s, p50/p99, answers), ``ping_rps``/``ping_p50_ms``/
-    ``ping_p99_ms`` the mean of the ping runs before and after it, and the load average."""
+def run(base: str, world: dict, plan: dict, say, *, gunicorn_pid: int, conninfo: str) -> dict:
+    """Each scenario's figures (requests/s, p50/p99, answers, ``cpu`` and ``waits``),
+    ``ping_rps``/``ping_p50_ms``/``ping_p99_ms`` the mean of the ping runs before and after it,
+    and the load average. ``gunicorn_pid``: the master (its workers are its children);
+    ``conninfo``: the bench database, for the wait sampler."""
     run_id = secrets.token_hex(4)
     common = {"base_url": base, "run": run_id, "concurrency": plan["concurrency"], "duration": plan["duration"],
-              "warmup": plan["warmup"], "usage_devices": [], "duplicate_fraction": 0.05}  # fmt: skip
+              "warmup": plan["warmup"], "usage_devices": [], "duplicate_fraction": 0.05,
+              "cpu_groups": {"gunicorn": [gunicorn_pid]}}  # fmt: skip
+    sampler = waits.Sampler(conninfo)
     api_key = world["api_project"].license_key
     spread = [f"spread-{run_id}-{i:04d}" for i in range(2 * len(world["spread_scans"]))]
     plans = {
@@ -63,14 +72,18 @@ def run(base: str, world: dict, plan: dict, say) -> dict:
     pings = [before]
     for name, _ in SCENARIOS:
         load_before = loadavg()
-        out = loadgen(common | plans[name] | {"scenarios": [scenario.get(name, name)]})
+        with sampler.running():
+            out = loadgen(common | plans[name] | {"scenarios": [scenario.get(name, name)]})
         result = out[scenario.get(name, name)] | {"prepare": out["prepare"], "loadavg": load_before}
+        result["waits"] = sampler.shares(tuple(result["window"]))
         after = ping()
         pings.append(after)
         for key in ("rps", "p50_ms", "p99_ms"):
             result[f"ping_{key}"] = (before[key] + after[key]) / 2
         results[name] = result
-        say(f"  {name}: {result['rps']:,.0f} req/s (ping {result['ping_rps']:,.0f}), p99 {result['p99_ms']:,.0f} ms")
+        busy, lock = result["cpu"]["utilization"], result["waits"]["lock"]
+        say(f"  {name}: {result['rps']:,.0f} req/s (ping {result['ping_rps']:,.0f}), p99 {result['p99_ms']:,.0f} ms, "
+            f"machine {busy:.0%} busy, Lock {lock:.0%} of active-backend samples")  # fmt: skip
         before = after
     results["pings"] = pings
     results["loadavg_end"] = loadavg()

@@ -1,6 +1,8 @@
 """What ``bench_api`` prints: the fleet-scale issue's table first (each goal beside the figure of
-this run), then the load, in-process and page tables it comes from, the invariants; and the
-docs/benchmarks.md writer (section "API", the other sections kept)."""
+this run and what bounds it), then the load table, what bounds each load run (CPU per request
+per process group, machine utilization, database waits, Little's law, one hot row alone in
+pgbench), the in-process and page tables, the invariants; and the docs/benchmarks.md writer
+(section "API", the other sections kept)."""
 
 from __future__ import annotations
 
@@ -31,8 +33,134 @@ def _ok_per_s(result: dict, duration: float) -> float:
     return result["statuses"].get("200", 0) / duration
 
 
-def summary(plan: dict, load: dict, hot: list[dict], pages: list[dict], memory: dict) -> str:
-    """The issue's table: what, this run's figure, the goal, met or not."""
+CPU_BOUND = 0.9  # machine utilization from which a run counts as CPU-bound
+LOCK_BOUND = 0.3  # share of active-backend samples waiting on a Lock from which the row is the bound
+
+
+def _cpu(run: dict) -> dict | None:
+    """CPU ms per request of a load run by group (``web`` gunicorn, ``db`` PostgreSQL, ``gen``
+    the load generator, ``other``), ``bench`` (web + db + gen), ``server`` (web + db), and the
+    machine's utilization; None without accounting."""
+    cpu = run.get("cpu")
+    requests = run.get("requests") or round(run.get("rps", 0) * cpu["wall_s"]) if cpu else 0
+    if not cpu or not requests:
+        return None
+    s = cpu["seconds"]
+    per = {"web": s.get("gunicorn", 0.0), "db": s.get("postgres", 0.0), "gen": s.get("loadgen", s.get("pgbench", 0.0)),
+           "other": s.get("other", 0.0)}  # fmt: skip
+    out = {k: v * 1000 / requests for k, v in per.items()}
+    out["bench"] = out["web"] + out["db"] + out["gen"]
+    out["server"] = out["web"] + out["db"]
+    out["busy"] = cpu["utilization"]
+    out["cores"] = cpu["cores"]
+    out["ours"] = (per["web"] + per["db"] + per["gen"]) / cpu["busy_s"] if cpu["busy_s"] else float("nan")
+    return out
+
+
+def _pings(load: dict) -> dict:
+    """The ping runs together: their CPU seconds and requests summed (one accounting)."""
+    runs = [r for r in load.get("pings", []) if r.get("cpu")]
+    if not runs:
+        return {}
+    seconds: dict[str, float] = {}
+    for r in runs:
+        for k, v in r["cpu"]["seconds"].items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    wall = sum(r["cpu"]["wall_s"] for r in runs)
+    busy = sum(r["cpu"]["busy_s"] for r in runs)
+    cores = runs[0]["cpu"]["cores"]
+    cpu = {"seconds": seconds, "wall_s": wall, "busy_s": busy, "cores": cores, "utilization": busy / (cores * wall)}
+    requests = sum(r["requests"] for r in runs)
+    return {"cpu": cpu, "requests": requests, "rps": requests / wall, "runs": len(runs),
+            "mean_ms": sum(r.get("mean_ms", 0) * r["requests"] for r in runs) / requests if requests else float("nan")}  # fmt: skip
+
+
+def verdict(busy: float, lock: float | None, ours: float | None = None) -> str:
+    """CPU-bound when the machine is busy (``ours``: the benchmark's processes' share of the busy
+    time); else lock-bound when the active backends mostly wait on a Lock."""
+    locked = lock is not None and lock == lock and lock >= LOCK_BOUND
+    share = f", {ours:.0%} of it this benchmark's processes" if ours is not None else ""
+    if busy >= CPU_BOUND:
+        text = f"CPU-bound: {busy:.0%} busy{share}"
+        if locked:
+            text += (
+                f"; {lock:.0%} of active backends wait on a Lock (queued on the row, its holder waiting for CPU too)"
+            )
+        return text
+    if locked:
+        return f"lock-bound: {lock:.0%} of active backends wait on a Lock ({busy:.0%} busy{share})"
+    return f"neither CPU nor row lock: {busy:.0%} busy{share}, Lock {lock if lock is not None else float('nan'):.0%}"
+
+
+def _alone(r: dict) -> dict:
+    """pgbench's CPU per transaction: ``db``, ``gen`` (pgbench), ``other``, the ceiling that CPU
+    allows (cores / (db + gen)), the utilization and the benchmark's share of it."""
+    cpu, n = r["cpu"], r["transactions"] or 1
+    s = cpu["seconds"]
+    db, gen, other = (s.get(k, 0.0) * 1000 / n for k in ("postgres", "pgbench", "other"))
+    ours = (s.get("postgres", 0.0) + s.get("pgbench", 0.0)) / cpu["busy_s"] if cpu["busy_s"] else float("nan")
+    ceiling = cpu["cores"] / (db + gen) * 1000 if db + gen else float("nan")
+    return {"db": db, "gen": gen, "other": other, "ceiling": ceiling, "busy": cpu["utilization"], "ours": ours}
+
+
+def _lock(run: dict) -> float | None:
+    w = run.get("waits")
+    return w["lock"] if w else None
+
+
+def _bound_ratio(run: dict, load: dict) -> str:
+    c, ping = _cpu(run), _cpu(_pings(load))
+    if not c or not ping:
+        return "-"
+    return (f"{verdict(c['busy'], _lock(run), c['ours'])}; CPU per request {c['bench']:.2f} ms (web {c['web']:.2f}, "
+            f"PostgreSQL {c['db']:.2f}, load generator {c['gen']:.2f}) vs trivial {ping['bench']:.2f} ms: "
+            f"at equal CPU the ratio is at most {ping['bench'] / c['bench']:.2f}x")  # fmt: skip
+
+
+def _bound_p99(plan: dict, load: dict) -> str:
+    parts = []
+    for name in ("authorize", "usage"):
+        r = load[name]
+        if not r.get("rps"):
+            continue
+        little = plan["concurrency"] / r["rps"] * 1000
+        c = _cpu(r)
+        ceiling = (
+            f"; at the CPU ceiling {c['cores'] / c['bench'] * 1000:,.0f} req/s, {plan['concurrency'] / (c['cores'] / c['bench'] * 1000) * 1000:,.0f} ms"
+            if c
+            else ""
+        )
+        parts.append(f"{name}: Little's law {plan['concurrency']} / {r['rps']:,.0f} req/s = {little:,.0f} ms mean"
+                     + (f" (measured {r['mean_ms']:,.0f})" if "mean_ms" in r else "") + ceiling)  # fmt: skip
+    if not parts:
+        return "-"
+    return "closed loop: the mean latency is connections / throughput; " + "; ".join(parts)
+
+
+def _bound_hot(run: dict, alone: dict | None, label: str, spread: dict | None = None) -> str:
+    c = _cpu(run)
+    if not c:
+        return "-"
+    text = (f"{verdict(c['busy'], _lock(run), c['ours'])}; CPU ceiling {c['cores'] / c['bench'] * 1000:,.0f} req/s "
+            f"({c['cores']} cores / {c['bench']:.2f} ms per request)")  # fmt: skip
+    lock = _lock(run)
+    if lock is not None and lock == lock:
+        text += f"; Lock {lock:.0%} of active-backend samples"
+    if spread and spread.get("rps"):
+        text += f"; the same requests spread over 100 items: {spread['rps']:,.0f} req/s, Lock {_lock(spread) or 0:.0%}"
+    if alone:
+        a = _alone(alone)
+        text += (f"; {label} alone in pgbench: {alone['tps']:,.0f} tps at {alone['clients']} clients (its CPU "
+                 f"allows {a['ceiling']:,.0f}; Lock {alone['waits']['lock']:.0%}, {a['busy']:.0%} busy)")  # fmt: skip
+    return text
+
+
+def summary(
+    plan: dict, load: dict, hot: list[dict], pages: list[dict], memory: dict, hot_rows: dict | None = None
+) -> str:
+    """The issue's table: what, this run's figure, the goal, met or not, what bounds it (from
+    this run's profile: CPU accounting, waits, the hot row alone)."""
+    hot_rows = hot_rows or {}
     d = plan["duration"]
     auth, usage = load["authorize"], load["usage"]
     usage_hot = _hot(hot, "usage")
@@ -46,14 +174,17 @@ def summary(plan: dict, load: dict, hot: list[dict], pages: list[dict], memory: 
     stats, csv, search = _page(pages, "statistics"), _page(pages, "devices.csv (all)"), _page(pages, "devices, search")
     statements_auth = max((r["statements"] for r in authorize_rows), default=float("nan"))
     db = usage_hot.get("db_cpu_ms")
-    rows = [
+    rows: list[tuple] = [
         ("authorize throughput vs trivial endpoint", f"{auth['rps'] / auth['ping_rps']:.2f}x "
-         f"({auth['rps']:,.0f} vs {auth['ping_rps']:,.0f} req/s)", ">= 0.5x", auth["rps"] / auth["ping_rps"] >= 0.5),
+         f"({auth['rps']:,.0f} vs {auth['ping_rps']:,.0f} req/s)", ">= 0.5x", auth["rps"] / auth["ping_rps"] >= 0.5,
+         _bound_ratio(auth, load)),
         ("usage throughput vs trivial endpoint", f"{usage['rps'] / usage['ping_rps']:.2f}x "
-         f"({usage['rps']:,.0f} vs {usage['ping_rps']:,.0f} req/s)", ">= 0.5x", usage["rps"] / usage["ping_rps"] >= 0.5),
+         f"({usage['rps']:,.0f} vs {usage['ping_rps']:,.0f} req/s)", ">= 0.5x", usage["rps"] / usage["ping_rps"] >= 0.5,
+         _bound_ratio(usage, load)),
         (f"p50 / p99 at {plan['concurrency']} connections", f"authorize {auth['p50_ms']:,.0f} / {auth['p99_ms']:,.0f} ms, "
          f"usage {usage['p50_ms']:,.0f} / {usage['p99_ms']:,.0f} ms (trivial {usage['ping_p50_ms']:,.0f} / "
-         f"{usage['ping_p99_ms']:,.0f} ms)", "p99 <= 50 ms", max(auth["p99_ms"], usage["p99_ms"]) <= 50),
+         f"{usage['ping_p99_ms']:,.0f} ms)", "p99 <= 50 ms", max(auth["p99_ms"], usage["p99_ms"]) <= 50,
+         _bound_p99(plan, load)),
         ("SQL statements per usage report", f"{usage_hot.get('statements', float('nan')):.2f}", "<= 4, one transaction",
          usage_hot.get("statements", 99) <= 4),
         ("SQL statements per authorize", f"{statements_auth:.2f} (the most of the authorize rows)", "<= 5", statements_auth <= 5),
@@ -61,9 +192,12 @@ def summary(plan: dict, load: dict, hot: list[dict], pages: list[dict], memory: 
          f"{floor.get('web_cpu_ms', float('nan')):.2f} ms)", "<= 2.5 ms", usage_hot.get("web_cpu_ms", 99) <= 2.5),
         ("PostgreSQL CPU per report", "n/a" if db is None else f"{db:.2f} ms", "<= 1.5 ms", db is not None and db <= 1.5),
         ("reports/s into one scan item", f"{one_item:,.0f} (spread over {len(load.get('spread_items', [])) or 100} "
-         f"items: {spread:,.0f})", ">= 2,000", one_item >= 2000),
+         f"items: {spread:,.0f})", ">= 2,000", one_item >= 2000,
+         _bound_hot(usage, hot_rows.get("usage"), "the report's insert and counter upsert", load["usage_spread"])),
         ("new devices/s into one seat item", f"{new_0:,.0f} at 0 seats taken, {new_40k:,.0f} at 40,000",
-         ">= 1,000, flat in the number of seats", min(new_0, new_40k) >= 1000 and new_40k >= 0.8 * new_0),
+         ">= 1,000, flat in the number of seats", min(new_0, new_40k) >= 1000 and new_40k >= 0.8 * new_0,
+         "at 0 seats: " + _bound_hot(load["new_0"], hot_rows.get("seat"), "the seat take and device insert")
+         + "; at 40,000: " + _bound_hot(load["new_40k"], None, "")),
         (f"statistics page, {plan['devices']:,} devices / {plan['reports']:,} reports",
          f"p50 {stats['p50_ms']:,.0f} ms, p95 {stats['p95_ms']:,.0f} ms", "p95 <= 200 ms", stats["p95_ms"] <= 200),
         (f"devices.csv, {plan['devices']:,} devices", f"p50 {csv['p50_ms']:,.0f} ms, p95 {csv['p95_ms']:,.0f} ms; "
@@ -75,19 +209,92 @@ def summary(plan: dict, load: dict, hot: list[dict], pages: list[dict], memory: 
         ("cores for 5,600 reports/s (on paper)", f"{cores:.1f} (web + PostgreSQL CPU per report {per_report_ms:.2f} ms)",
          "<= 15", cores <= 15),
     ]  # fmt: skip
-    lines = ["| what | this run | goal | status |", "|---|---|---|---|"]
-    lines += [f"| {what} | {figure} | {goal} | {_ok(ok)} |" for what, figure, goal, ok in rows]
+    lines = ["| what | this run | goal | status | what bounds it (this run's profile) |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {what} | {figure} | {goal} | {_ok(ok)} | {rest[0] if rest else ''} |"
+        for what, figure, goal, ok, *rest in rows
+    ]
     return "\n".join(lines)
 
 
-def table(plan, load, hot, pages, memory, invariants, *, server: dict, generate_s: float, rollup_s: float) -> str:
+def _ms(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def bounds(plan: dict, load: dict, hot_rows: dict | None) -> str:
+    """The table of what bounds each load run, and the hot rows alone."""
+    lines = [
+        "What bounds each load run: CPU seconds each process group used in the run's measured window "
+        "(/proc/<pid>/stat utime + stime of the process trees, reaped children included; other = /proc/stat busy "
+        "minus the groups: other sessions, this command, the kernel's softirq), per request answered; machine "
+        f"busy = busy / (cores x wall), CPU-bound from {CPU_BOUND:.0%}; the ceiling is cores / CPU per request of "
+        "web + PostgreSQL + load generator (what this machine could answer with nothing else running), and "
+        "without the load generator (on a host of its own); Little's law for the closed loop (mean latency = "
+        "connections / throughput) beside the measured mean; what the bench database's active backends waited "
+        "on, pg_stat_activity sampled every 20 ms from a connection of its own (CPU = no wait event):",
+        "",
+        "| run | req/s | CPU ms/request: web / PostgreSQL / load gen / other | busy | ceiling req/s (server only) "
+        "| Little: N/X vs measured mean ms | backends active (mean), waits | verdict |",
+        "|---|---:|---|---:|---:|---|---|---|",
+    ]
+    runs = [(label, load[name]) for name, label in SCENARIOS]
+    ping = _pings(load)
+    if ping:
+        runs.insert(0, (f"GET /healthz/ping, the trivial endpoint ({ping['runs']} runs together)", ping))
+    for label, r in runs:
+        c = _cpu(r)
+        if not c:
+            continue
+        w = r.get("waits")
+        if w and w["samples"]:
+            top = ", ".join(f"{k} {v:.0%}" for k, v in list(w["shares"].items())[:4])
+            waits_text = f"{w['mean_active']:.1f}; Lock {w['lock']:.0%} ({top}; {w['samples']} samples)"
+        else:
+            waits_text = "-"
+        little = plan["concurrency"] / r["rps"] * 1000 if r.get("rps") else float("nan")
+        lines.append(
+            f"| {label} | {r['rps']:,.0f} | {_ms(c['web'])} / {_ms(c['db'])} / {_ms(c['gen'])} / {_ms(c['other'])} "
+            f"| {c['busy']:.0%} | {c['cores'] / c['bench'] * 1000:,.0f} ({c['cores'] / c['server'] * 1000:,.0f}) "
+            f"| {little:,.1f} vs {r.get('mean_ms', float('nan')):,.1f} | {waits_text} | {verdict(c['busy'], _lock(r), c['ours'])} |"
+        )
+    if hot_rows:
+        lines += [
+            "",
+            "One hot row alone: pgbench against the bench database, the SQL captured from real requests in-process "
+            "(`client/tools/bench/hotrow.py`: from the first write to the commit, the report id and device uuid "
+            "fresh each transaction), no web server running; its tps is the row's ceiling on this machine:",
+            "",
+            "| transaction | clients x s | tps | CPU allows tx/s | mean latency ms (Little) "
+            "| CPU ms/tx: PostgreSQL / pgbench / other | busy | backends active (mean), waits | verdict |",
+            "|---|---:|---:|---:|---|---|---:|---|---|",
+        ]
+        labels = {"usage": "a usage report into one scan item: the report insert (with counts and device day), "
+                  "the counter upsert, COMMIT", "seat": "a new device on one seat item: the seat counter's "
+                  "conditional UPDATE, the device insert, its decision, COMMIT"}  # fmt: skip
+        for name, r in hot_rows.items():
+            a, w = _alone(r), r["waits"]
+            top = ", ".join(f"{k} {v:.0%}" for k, v in list(w["shares"].items())[:4])
+            waits_text = f"{w['mean_active']:.1f}; Lock {w['lock']:.0%} ({top})" if w["samples"] else "-"
+            lines.append(
+                f"| {labels.get(name, name)} | {r['clients']} x {r['seconds']:g} | {r['tps']:,.0f} | {a['ceiling']:,.0f} "
+                f"| {r['latency_ms']:.1f} ({r['clients'] / r['tps'] * 1000:.1f}) "
+                f"| {_ms(a['db'])} / {_ms(a['gen'])} / {_ms(a['other'])} "
+                f"| {a['busy']:.0%} | {waits_text} | {verdict(a['busy'], w['lock'], a['ours'])} |"
+            )
+    return "\n".join(lines)
+
+
+def table(
+    plan, load, hot, pages, memory, invariants, *, server: dict, generate_s: float, rollup_s: float,
+    hot_rows: dict | None = None,
+) -> str:  # fmt: skip
     quick = plan["devices"] < 100_000
     lines = [
         f"Run {timezone.now():%Y-%m-%d %H:%M} UTC{' (--quick)' if quick else ''}. Machine: {common.machine()}. "
         f"1-minute load average {load['loadavg_start']:.1f} when the load started, {load['loadavg_end']:.1f} when "
         "it ended (anything above about 1 on this machine is other work competing for its CPUs).",
         "",
-        summary(plan, load, hot, pages, memory),
+        summary(plan, load, hot, pages, memory, hot_rows),
         "",
         f"Server: gunicorn on 127.0.0.1, {server['workers']} workers x {server['threads']} threads, production "
         f"settings over HTTP, cache and rate-limit counters in {'Redis' if server['redis'] else 'local memory'}. "
@@ -109,6 +316,7 @@ def table(plan, load, hot, pages, memory, invariants, *, server: dict, generate_
             f"| {label} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['ping_rps']:,.0f} | "
             f"{r['rps'] / r['ping_rps']:.2f} | {r['p99_ms'] / r['ping_p99_ms']:.1f} | {r['loadavg']:.1f} | {answers} |"
         )
+    lines += ["", bounds(plan, load, hot_rows)]
     lines += [
         "",
         "In-process, one request at a time through the whole Django stack (`client/tools/hotpath.py`): "

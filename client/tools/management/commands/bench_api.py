@@ -7,9 +7,13 @@ The work is in ``client/tools/bench/``; this command runs its steps in order:
    with SQL, then ``rollup_usage`` (``bench.world``);
 2. in-process: statements, web and PostgreSQL CPU per request (``client/tools/hotpath.py``);
 3. gunicorn (``bench.server``) and the load generator in another process (``bench.load``), each
-   run between two runs of the trivial endpoint; the webhook figure (``client/tools/bench_webhooks.py``);
+   run between two runs of the trivial endpoint, with the CPU each process group used in its
+   window (``bench.cpu``) and what the database's backends waited on (``bench.waits``); the
+   webhook figure (``client/tools/bench_webhooks.py``);
 4. every portal page and export of the big project, p50/p95, and devices.csv's memory (``bench.pages``);
-5. the invariants (``bench.invariants``), the issue's table and the detail (``bench.report``);
+5. one hot row alone: pgbench replaying the SQL of a captured report and seat take (``bench.hotrow``);
+6. the invariants (``bench.invariants``), the issue's table, what bounds each figure and the
+   detail (``bench.report``);
    --write-doc puts them in docs/benchmarks.md, section "API" (other sections are kept)."""
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
-from client.tools.bench import common, invariants, load, pages, report, server, world
+from client.tools.bench import common, hotrow, invariants, load, pages, report, server, world
 
 FULL = {"devices": 100_000, "reports": 1_000_000, "duration": 15.0, "warmup": 2.0, "concurrency": 16,
-        "seats": 1_000, "authorize_pool": 1_200, "usage_devices": 64, "page_repeats": 10, "hot_n": 400}  # fmt: skip
+        "seats": 1_000, "authorize_pool": 1_200, "usage_devices": 64, "page_repeats": 10, "hot_n": 400,
+        "pgbench_s": 10.0}  # fmt: skip
 QUICK = {"devices": 2_000, "reports": 20_000, "duration": 2.0, "warmup": 0.5, "concurrency": 8,
-         "seats": 100, "authorize_pool": 120, "usage_devices": 16, "page_repeats": 3, "hot_n": 60}  # fmt: skip
+         "seats": 100, "authorize_pool": 120, "usage_devices": 16, "page_repeats": 3, "hot_n": 60,
+         "pgbench_s": 2.0}  # fmt: skip
 
 
 class Command(BaseCommand):
@@ -125,11 +131,12 @@ class Command(BaseCommand):
             now=timezone.now(), n=int(plan["hot_n"]),
         )  # fmt: skip
         port = common.free_port(opts["port"])
+        conninfo = common.database_url(connection.settings_dict, connection.settings_dict["NAME"])
         with tempfile.TemporaryDirectory(prefix="dls-bench-") as tmp:
             gunicorn, server_info = server.start_gunicorn(port, Path(tmp), self.say)
             try:
                 base = f"http://127.0.0.1:{port}"
-                loaded = load.run(base, data, plan, self.say)
+                loaded = load.run(base, data, plan, self.say, gunicorn_pid=gunicorn.pid, conninfo=conninfo)
                 bench_webhooks.run(base, plan, quick=opts["quick"], write_doc_too=opts["write_doc"], say=self.say, out=self.stdout)  # fmt: skip
                 self.say("portal pages and exports, one request at a time:")
                 timed = pages.time_pages(base, data, plan, self.say)
@@ -137,9 +144,12 @@ class Command(BaseCommand):
                 server.stop(gunicorn)
         memory = pages.csv_memory(data["portal_project"])
         checks = invariants.check(data, loaded)
+        self.say(f"one hot row alone: pgbench, {plan['concurrency']} clients, {plan['pgbench_s']:g} s each")
+        rows = hotrow.measure(data, plan, conninfo, self.say)
         text = report.table(
-            plan, loaded, hot, timed, memory, checks, server=server_info, generate_s=generate_s, rollup_s=rollup_s
-        )
+            plan, loaded, hot, timed, memory, checks, server=server_info, generate_s=generate_s, rollup_s=rollup_s,
+            hot_rows=rows,
+        )  # fmt: skip
         self.stdout.write(text)
         if opts["write_doc"]:
             report.write_doc(text)

@@ -47,6 +47,21 @@ def search_text() -> SearchText:
     return SearchText(*(models.F(column) for column in SEARCHED_COLUMNS))
 
 
+def containing(queryset, q: str, columns: tuple[str, ...] = SEARCHED_COLUMNS):
+    """The devices of ``queryset`` one of whose ``columns`` (some of ``SEARCHED_COLUMNS``)
+    contains ``q``, case-insensitively: ``search_text()`` contains ``q`` whenever one of them
+    does, so its one trigram index finds the candidates, and the columns asked for are then
+    checked one by one (the admin API searches uuid, name and origin, not platform; a ``q``
+    holding a line feed could match across two columns of the joined text)."""
+    candidates = queryset.alias(search=search_text()).filter(search__icontains=q)
+    if set(columns) == set(SEARCHED_COLUMNS) and "\n" not in q:
+        return candidates
+    any_column = models.Q()
+    for column in columns:
+        any_column |= models.Q(**{f"{column}__icontains": q})
+    return candidates.filter(any_column)
+
+
 class DeviceQuerySet(models.QuerySet):
     def holding_seat(self, now) -> DeviceQuerySet:
         """Devices holding a seat at ``now`` (``holding_seat_q``)."""

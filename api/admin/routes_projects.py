@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router
@@ -18,7 +17,7 @@ from api.admin.pagination import page, page_list
 from api.admin.schemas import ERRORS, WRITE_ERRORS, OrderRequest, Page, ProtectionRequest, RotateKeyRequest
 from devices import services as device_services
 from devices import verdicts
-from devices.models import OVERUSE_SPENT, Decision, Device
+from devices.models import OVERUSE_SPENT, Decision, Device, containing
 from devices.outcomes import CODE_NAMES
 from devices.protection import ProtectionError, protection_state, set_protection
 from licenses import rules
@@ -173,7 +172,7 @@ def list_devices(
             raise invalid({"state": "must be active, expired, released or offline"})
         qs = qs.filter(offline=True) if state == "offline" else qs.filter(state=state)
     if q:
-        qs = qs.filter(Q(device_uuid__icontains=q) | Q(device_name__icontains=q) | Q(origin__icontains=q))
+        qs = containing(qs, q, ("device_uuid", "device_name", "origin"))  # SPEC 13: uuid, name, origin
     if item:
         if not (item.isascii() and item.isdigit()) or len(item) > 18:
             raise invalid({"item": "must be an item id"})

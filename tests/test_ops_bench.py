@@ -326,6 +326,13 @@ def test_pgbench_replays_a_captured_report_and_seat_take_and_they_count_exactly(
     stored = UsageCount.objects.filter(item=scans).aggregate(n=Sum("count"))["n"]
     assert stored == QuotaCounter.objects.get(item=scans, metric="barcode_scans").used
     assert set(out["cpu"]["seconds"]) == {"postgres", "pgbench", "other"} and out["waits"]["samples"] > 0
+    # the same transaction, committing without waiting for the WAL flush, counts the same
+    used, reports = QuotaCounter.objects.get(item=scans, metric="barcode_scans").used, reports + out["transactions"]
+    quick = hotrow.without_flush(text)
+    assert quick.splitlines()[3:5] == ["BEGIN;", hotrow.ASYNC]
+    out = hotrow.pgbench(quick, clients=2, seconds=1, conninfo=conninfo)
+    assert out["failed"] == 0 and UsageReport.objects.filter(item=scans).count() == reports + out["transactions"]
+    assert QuotaCounter.objects.get(item=scans, metric="barcode_scans").used == used + 3 * out["transactions"]
 
     text, kept = hotrow.seat_script(seats, "t2")
     assert "devices_seatcounter" in text and kept["variables"] >= 1
@@ -369,7 +376,8 @@ def test_the_bounds_say_cpu_bound_with_the_ceiling_and_littles_law_or_lock_bound
     # 10 ms of CPU per report (web 5 + PostgreSQL 4 + load generator 1) vs 1.8 ms per ping: at most 0.18x
     assert usage.startswith("CPU-bound: 95% busy") and "10.00 ms" in usage and "at most 0.18x" in usage
     p99 = rows["p50 / p99 at 16 connections"].split(" | ")[4]
-    assert "16 / 180 req/s = 89 ms mean" in p99 and "CPU ceiling 200 req/s" in p99
+    assert "16 / 180 req/s = 89 ms mean (measured 89)" in p99 and "needs 320 req/s" in p99
+    assert "even at its CPU ceiling of 200 req/s 80 ms" in p99  # 2 cores / 10 ms
     one_item = rows["reports/s into one scan item"].split(" | ")[4]
     assert "CPU ceiling 200 req/s" in one_item and "Lock 5%" in one_item and "alone in pgbench: 1,500 tps" in one_item
     assert "spread over 100 items: 190 req/s, Lock 0%" in one_item and "its CPU allows 1,765" in one_item

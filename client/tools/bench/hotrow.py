@@ -15,7 +15,9 @@ requests becomes its literal, one that differs the way the requests differ becom
 variable (the report id, the device uuid: unique per transaction; the device: one of the hot
 item's; the new device's id: ``currval`` of its sequence), any other that differs (timestamps,
 hashes) keeps the first request's value. pgbench's tps is then the ceiling of that row on this
-machine, beside the CPU the run used (``bench.cpu``) and its Lock share (``bench.waits``)."""
+machine, beside the CPU the run used (``bench.cpu``) and its Lock share (``bench.waits``); each
+script runs again committing without waiting for the WAL flush (``SET LOCAL synchronous_commit
+= off``), which says how much of the row's hold time is the commit's fsync."""
 
 from __future__ import annotations
 
@@ -168,7 +170,7 @@ def usage_script(scans, devices: list, token: str) -> tuple[str, dict]:
     one = window(capture("/api/v1/usage", body(a, f"bounds-{token}-a")), first_marker, must)
     two = window(capture("/api/v1/usage", body(b, f"bounds-{token}-b")), first_marker, must)
     variables = [
-        (f"bounds-{token}-a", f"bounds-{token}-b", f"('pgb-{token}-' || :client_id || '-' || :n)"),
+        (f"bounds-{token}-a", f"bounds-{token}-b", f"('pgb-{token}-' || :run || '-' || :client_id || '-' || :n)"),
         (a.pk, b.pk, ":dev"),
     ]
     setup = [
@@ -196,7 +198,7 @@ def seat_script(seats, token: str) -> tuple[str, dict]:
     pk_a = Device.objects.get(project=seats.project, device_uuid=f"bounds-{token}-a").pk
     pk_b = Device.objects.get(project=seats.project, device_uuid=f"bounds-{token}-b").pk
     variables = [
-        (f"bounds-{token}-a", f"bounds-{token}-b", f"('pgb-{token}-' || :client_id || '-' || :n)"),
+        (f"bounds-{token}-a", f"bounds-{token}-b", f"('pgb-{token}-' || :run || '-' || :client_id || '-' || :n)"),
         (pk_a, pk_b, f"currval(pg_get_serial_sequence('{device}', 'id'))"),
     ]
     return script(one, two, variables, literal_of_connection(), setup=["\\set n :n + 1"])
@@ -222,7 +224,8 @@ def parse_pgbench(text: str) -> dict:
 
 
 def pgbench(script_text: str, *, clients: int, seconds: float, conninfo: str) -> dict:
-    """Run the script at ``clients`` for ``seconds``: pgbench's figures, the CPU of PostgreSQL,
+    """Run the script at ``clients`` for ``seconds`` (``:n`` counts each client's transactions
+    from 1, ``:run`` is fresh for every call, so ids built from them never repeat): pgbench's figures, the CPU of PostgreSQL,
     pgbench and the rest over the run (``bench.cpu``) and the database's waits (``bench.waits``)."""
     db = connection.settings_dict
     env = dict(os.environ)
@@ -232,7 +235,7 @@ def pgbench(script_text: str, *, clients: int, seconds: float, conninfo: str) ->
         path = Path(tmp) / "tx.sql"
         path.write_text(script_text)
         argv = [PGBENCH, "-n", "-M", "simple", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 1)),
-                "-T", str(max(1, round(seconds))), "-D", "n=0", "-f", str(path),
+                "-T", str(max(1, round(seconds))), "-D", "n=0", "-D", f"run={secrets.randbelow(2**31)}", "-f", str(path),
                 "-h", db.get("HOST") or "127.0.0.1", "-p", str(db.get("PORT") or 5432),
                 "-U", db.get("USER") or "postgres", db["NAME"]]  # fmt: skip
         sampler = waits.Sampler(conninfo)
@@ -253,9 +256,21 @@ def pgbench(script_text: str, *, clients: int, seconds: float, conninfo: str) ->
     return figures
 
 
+ASYNC = "SET LOCAL synchronous_commit = off;"
+
+
+def without_flush(script_text: str) -> str:
+    """The same transaction committing without waiting for its WAL flush: what the row takes
+    when the commit's fsync is off its hold time (a comparison, not what the product runs)."""
+    if "BEGIN;\n" not in script_text:
+        raise CommandError("hotrow: the script has no BEGIN")
+    return script_text.replace("BEGIN;\n", f"BEGIN;\n{ASYNC}\n", 1)
+
+
 def measure(world: dict, plan: dict, conninfo: str, say) -> dict:
     """Both hot rows alone at the load's concurrency: ``usage`` into the in-process table's scan
-    item over as many of its devices as the load's hot item has, ``seat`` on its empty seat item."""
+    item over as many of its devices as the load's hot item has, ``seat`` on its empty seat item;
+    each also as ``<name>_async``, committing without waiting for the WAL flush."""
     from devices.models import Device
 
     token = secrets.token_hex(3)
@@ -268,9 +283,10 @@ def measure(world: dict, plan: dict, conninfo: str, say) -> dict:
         ("usage", usage_script(scans, devices, token)),
         ("seat", seat_script(world["hot_seats_empty"], token)),
     ):
-        result = pgbench(text, clients=clients, seconds=seconds, conninfo=conninfo)
-        result.update(kept=kept, devices=len(devices) if name == "usage" else None, seconds=seconds)
-        out[name] = result
-        say(f"  pgbench, {name}: {result['tps']:,.0f} tps at {clients} clients, "
-            f"machine {result['cpu']['utilization']:.0%} busy, Lock {result['waits']['lock']:.0%}")  # fmt: skip
+        for variant, script_text in ((name, text), (f"{name}_async", without_flush(text))):
+            result = pgbench(script_text, clients=clients, seconds=seconds, conninfo=conninfo)
+            result.update(kept=kept, devices=len(devices) if name == "usage" else None, seconds=seconds)
+            out[variant] = result
+            say(f"  pgbench, {variant}: {result['tps']:,.0f} tps at {clients} clients, "
+                f"machine {result['cpu']['utilization']:.0%} busy, Lock {result['waits']['lock']:.0%}")  # fmt: skip
     return out

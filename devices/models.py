@@ -147,7 +147,9 @@ class Decision(models.Model):
     # Covered by decision_device_idx (project, device_uuid, created_at).
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="decisions", db_index=False)
     device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
-    device_uuid = models.CharField(max_length=128, db_index=True)
+    # Every look-up by uuid is one project's (decision_device_idx); the admin's exact search is
+    # case-insensitive, which a plain index on the column does not serve.
+    device_uuid = models.CharField(max_length=128)
     item = models.ForeignKey(LicenseItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions")
     endpoint = models.CharField(max_length=16, choices=ENDPOINTS)
     allowed = models.BooleanField()

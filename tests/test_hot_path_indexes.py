@@ -62,3 +62,11 @@ def test_the_covering_indexes_are_there():
         (Decision, "project_id"),
     ]:
         assert any(cols[0] == column for cols in _indexes(model).values()), (model.__name__, column)
+
+
+@pytest.mark.django_db
+def test_a_decision_is_found_by_uuid_only_within_its_project():
+    """Every decision look-up by uuid names the project (decision_device_idx): no index on the
+    uuid alone, one write fewer per decision."""
+    assert ("device_uuid",) not in _indexes(Decision).values()
+    assert ("project_id", "device_uuid", "created_at") in _indexes(Decision).values()

@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,7 @@ from devices.services import release_device
 from licenses.models import LicenseItem
 from portal.access import can_change, get_project_for
 from portal.bulk import open_batches, record_batch
+from portal.paging import other_parameters
 from portal.views.statistics import _date_field
 from usage.insight.quantity import OPTIONS as QUANTITY_OPTIONS
 from usage.insight.quantity import right_quantity
@@ -32,6 +34,7 @@ from usage.replay import FIELDS, PolicyError, check_window, parse_changes, what_
 from usage.replay.policy import MAX_VALUE
 
 INLINE_DAYS = 31  # longer windows run as a Celery task with a progress bar
+GROUPS_PER_PAGE = 50  # seat burn: the groups with most seats burned first
 LABELS = {
     "quantity": "Quantity",
     "device_grace_percent": "Device grace (%)",
@@ -106,7 +109,7 @@ def project_insight(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "project": project,
         "flags": list(flags),
-        "burned": sum(len(g.burned) for g in groups),
+        "burned": sum(g.burned_count for g in groups),
         "groups": len(groups),
         "items": list(project.items.select_related("license").order_by("id")),
         "now": now,
@@ -203,10 +206,16 @@ def seat_burn(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Released {len(released)} older device{'s' if len(released) != 1 else ''}.")
             return redirect(reverse("portal:seat_burn", args=[project.pk]) + f"?batch={batch.pk}")
     owner = can_change(request, project.organization_id)
+    # Every group counted, GROUPS_PER_PAGE shown (their devices read from their rows only then);
+    # a group keeps its index in the whole list, which the release form sends.
+    page = Paginator(list(enumerate(groups)), GROUPS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "project": project,
-        "groups": list(enumerate(groups)),
-        "burned": sum(len(g.burned) for g in groups),
+        "groups": page.object_list,
+        "page": page,
+        "query": other_parameters(request),
+        "group_count": len(groups),
+        "burned": sum(g.burned_count for g in groups),
         "asked": asked,
         "undoable": list(open_batches(project, now=now)[:5]) if owner else [],  # any owner may undo (portal.bulk)
         "can_change": owner,

@@ -256,7 +256,9 @@ def _rows(project: Project) -> Iterator[_Row]:
 def _collector_paused() -> Iterator[None]:
     """The chaining makes a few objects per device and keeps them all until it returns, so the
     cyclic garbage collector's passes over them free nothing; at 50,000 devices they were half
-    its CPU. Paused meanwhile (reference counting still frees as usual), restored after."""
+    its CPU. Paused meanwhile (reference counting still frees as usual), restored after; the
+    switch is the process's, so another thread's collections wait too, and whichever of two
+    overlapping calls found it on turns it back on."""
     enabled = gc.isenabled()
     gc.disable()
     try:

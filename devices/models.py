@@ -197,6 +197,28 @@ class QuotaCounter(models.Model):
         ]
 
 
+class QuotaShard(models.Model):
+    """A share of one quota counter (``devices.quota``): reports of devices mapped to ``shard``
+    add to ``used`` here instead of locking the counter row, while ``used`` stays within
+    ``allot`` (headroom granted under ``granted_limit``, the refused-from the item had then), or
+    all of them when ``exhausted`` (the total had reached that limit). The total is the counter's
+    ``used`` plus its shares'."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+", db_index=False)
+    metric = models.CharField(max_length=32)
+    shard = models.PositiveSmallIntegerField()
+    used = models.BigIntegerField(default=0)
+    allot = models.BigIntegerField(default=0)
+    granted_limit = models.BigIntegerField(default=0)
+    exhausted = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "metric", "shard"], name="quota_shard_unique"),
+            models.CheckConstraint(condition=Q(used__gte=0), name="quota_shard_non_negative"),
+        ]
+
+
 class SeatCounter(models.Model):
     """The number of devices of an item whose ``state`` is ``active`` (SPEC section 4: seats and
     servers counted in constant time). It moves in the same transaction as every state or item

@@ -19,11 +19,13 @@ backends). Rows become model instances the way the ORM makes them (``from_db``, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.models.sql.subqueries import InsertQuery, UpdateQuery
@@ -45,12 +47,23 @@ def hot_cursor():
     execute wrappers (statement counts) and error translation are the ORM's."""
     if connection.vendor != "postgresql" or not settings.HOT_SQL_PREPARED:
         return connection.cursor()
-    connection.ensure_connection()
-    raw = connection.connection
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    raw = db.connection
     if raw.prepare_threshold is None:  # Django turns preparing off for the connection: on, for these
         raw.prepare_threshold = PREPARE_THRESHOLD
-    with connection.wrap_database_errors:
-        return cast(Any, connection)._prepare_cursor(_preparing_cursor()(raw))  # connection.cursor()'s own step
+    db.validate_thread_sharing()
+    cursor = _preparing_cursor()(raw)
+    # As connection.cursor() wraps its cursor; logged with the SQL as sent and its parameters
+    # (Django composes the text from psycopg's client-side query, which a prepared one has not).
+    return _LoggedAsSent(cursor, db) if db.queries_logged else CursorWrapper(cursor, db)
+
+
+class _LoggedAsSent(CursorDebugWrapper):
+    @contextmanager
+    def debug_sql(self, sql=None, params=None, use_last_executed_query=False, many=False):
+        with super().debug_sql(sql, params, use_last_executed_query=False, many=many):
+            yield
 
 
 # psycopg prepares a statement a connection has run this many times; the hot cursor asks for it

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from devices.models import OVERUSE_SPENT, Device, QuotaCounter
+from devices import quota
+from devices.models import OVERUSE_SPENT, Device
 from devices.outcomes import (
     TERM_CODES,
     Verdict,
@@ -72,7 +73,19 @@ def seat_counts(item: LicenseItem, *, now: datetime) -> dict[str, int]:
 
 
 def counter_values(item: LicenseItem) -> dict[str, int]:
-    return dict(QuotaCounter.objects.filter(item=item).values_list("metric", "used"))
+    """The item's counter totals, metric -> used (``devices.quota``: the counter and its shares)."""
+    return quota.values(item.pk)
+
+
+def quota_limits(item: LicenseItem) -> dict[str, int]:
+    """Metric -> the smallest total ``quota_verdict`` refuses (``LicenseItem.quota_refused_from``)
+    for the counters a report of a scan or page item adds to: what ``devices.quota`` grants
+    headroom below."""
+    if item.option == rules.PER_BARCODE_SCAN:
+        return {"barcode_scans": item.quota_refused_from(quantity_of(item))}
+    if item.option == rules.PER_PAGE:
+        return {f"pages_{m}": item.quota_refused_from(q) for m, q in page_quotas(item).items()}
+    return {}
 
 
 def page_quotas(item: LicenseItem) -> dict[str, int]:

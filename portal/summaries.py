@@ -15,7 +15,8 @@ from django.db.models import BigIntegerField, Case, Count, ExpressionWrapper, Ma
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
-from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
+from devices import quota
+from devices.models import OVERUSE_SPENT, Decision, Device
 from licenses import rules
 from licenses.models import LicenseItem
 from usage.models import ConcurrencyRollup, UsageRollup
@@ -161,11 +162,8 @@ def summarize_items(items: list[LicenseItem], *, now: datetime) -> list[ItemSumm
     since = now - timedelta(days=PEAK_DAYS)
 
     counters: dict[int, dict[str, int]] = defaultdict(dict)
-    if ids:
-        for item_id, metric, used in QuotaCounter.objects.filter(item_id__in=ids).values_list(
-            "item_id", "metric", "used"
-        ):
-            counters[item_id][metric] = used
+    for (item_id, metric), used in quota.totals(ids).items():
+        counters[item_id][metric] = used
 
     seats: dict[int, int] = {}
     peaks: dict[int, int] = {}

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from devices.models import Decision, Device, QuotaCounter
+from devices.models import Decision, Device
 from devices.signing import verify_local_license
 from tests import factories
 from tests.factories import NOW, SLOT, authorize, move_clock, report
+from tests.quota import quota_used
 from usage.models import SlotDevice, UsageReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
@@ -44,7 +45,7 @@ def test_a_slot_admits_the_quantity_then_the_overuse_ceiling(client):
     assert allowed(client, item, uuids) == [True] * 11 + [False, False]
     assert SlotDevice.objects.filter(slot_start=SLOT).count() == 11
     assert SlotDevice.objects.filter(slot_start=SLOT, overuse=True).count() == 1
-    assert QuotaCounter.objects.get(item=item, metric="overuse_spent").used == 1
+    assert quota_used(item, "overuse_spent") == 1
     refused = report(client, item.project, "c12", "again", barcode_scans=2).json()
     assert refused["error"]["code"] == 120 and "ceiling 11" in refused["error"]["message"]
     assert UsageReport.objects.filter(device__device_uuid="c12").count() == 2  # recorded anyway
@@ -75,7 +76,7 @@ def test_the_overuse_budget_runs_out(client):
     for k in range(3):
         slot = SLOT - timedelta(minutes=3 * k)
         assert allowed(client, item, uuids, f"r{k}", slot=slot) == [True, k < 2]
-    assert QuotaCounter.objects.get(item=item, metric="overuse_spent").used == 2
+    assert quota_used(item, "overuse_spent") == 2
     decision = Decision.objects.filter(device_uuid="c1").latest("id")
     assert decision.rule == "overuse_budget_spent" and decision.counts["spent"] == 2
 

@@ -42,7 +42,7 @@ def test_the_hot_statements_are_prepared_once_per_connection(client):
     assert any("devices_seatcounter" in s and s.lstrip().upper().startswith("UPDATE") for s in statements)
     assert any('FROM "devices_device"' in s and "devices_quotacounter" in s for s in statements)  # the report's read
     assert any(s.lstrip().upper().startswith(("INSERT", "WITH")) and "usage_usagereport" in s for s in statements)
-    assert any("ON CONFLICT" in s and "devices_quotacounter" in s for s in statements)  # the counter upsert
+    assert any("devices_quotashard" in s and s.lstrip().upper().startswith("UPDATE") for s in statements)  # the counter
     assert all("$1" in s or "$" not in s for s in statements)  # bound on the server
     # Each once: the next requests reuse them.
     assert len(statements) == len(set(statements))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from devices.models import Decision, QuotaCounter
+from devices.models import Decision
 from tests import factories
 from tests.factories import SLOT, authorize, error_of, report
+from tests.quota import quota_used
 from usage.models import UsageCount
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
@@ -33,12 +34,12 @@ def test_the_report_that_reaches_quota_plus_grace_is_refused(client):
     reach = report(client, item.project, report_id="b", barcode_scans=1).json()
     assert reach["allowed"] is False and reach["error"]["code"] == 120
     assert reach["counted"]["barcode_scans"] == 1 and "local_license" not in reach
-    assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == 1050
+    assert quota_used(item, "barcode_scans") == 1050
     # Still recorded past the limit; every device of the item is refused, heartbeats included.
     past = report(client, item.project, report_id="c", barcode_scans=7).json()
     assert past["allowed"] is False
     assert report(client, item.project, report_id="d").json()["allowed"] is False
-    assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == 1057
+    assert quota_used(item, "barcode_scans") == 1057
     assert error_of(authorize(client, item.project, "new"))["code"] == 120
     assert error_of(authorize(client, item.project))["code"] == 120
 

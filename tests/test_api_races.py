@@ -18,10 +18,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from devices.models import Device, QuotaCounter
+from devices.models import Device
 from devices.seats import recount
 from tests import factories
 from tests.factories import NOW, SLOT, auth_body, post, usage_body
+from tests.quota import quota_used
 from usage.models import SlotDevice, UsageCount, UsageReport
 
 pytestmark = [
@@ -121,7 +122,7 @@ def test_a_concurrency_slot_stops_at_its_ceiling():
         assert allowed == Counter({True: 12, False: THREADS - 12}), allowed
         assert SlotDevice.objects.filter(item=item, slot_start=SLOT).count() == 12
         assert SlotDevice.objects.filter(item=item, slot_start=SLOT, overuse=True).count() == 2
-        assert QuotaCounter.objects.get(item=item, metric="overuse_spent").used == 2
+        assert quota_used(item, "overuse_spent") == 2
         assert UsageReport.objects.filter(item=item).count() == THREADS  # every report recorded
     print(f"\nconcurrency race: {RUNS} runs x {THREADS} devices, quantity 10, ceiling 12, overshoots 0")
 
@@ -135,7 +136,7 @@ def test_a_quota_reached_by_simultaneous_reports_refuses_exactly_the_reports_pas
         allowed = Counter(body["allowed"] for _, body in results)
         # Each report sees the total including itself: totals 1..50, refused from 40 on.
         assert allowed == Counter({True: 39, False: THREADS - 39}), allowed
-        assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == THREADS
+        assert quota_used(item, "barcode_scans") == THREADS
     print(f"\nquota race: {RUNS} runs x {THREADS} reports, quantity 40, 39 allowed every time")
 
 
@@ -147,6 +148,6 @@ def test_the_same_report_sent_at_once_counts_once():
         results = race([("usage", body)] * 20)
         statuses = Counter(b["status"] for _, b in results)
         assert statuses == Counter({"accepted": 1, "duplicate": 19}), statuses
-        assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == 7
+        assert quota_used(item, "barcode_scans") == 7
         assert UsageCount.objects.filter(item=item).count() == 1
     print(f"\nidempotency race: {RUNS} runs x 20 retries, counted once every time")

@@ -106,7 +106,10 @@ def test_a_usage_report_takes_at_most_four_statements_in_one_transaction(client,
     assert len(sql) <= USAGE_MAX + extra, sql
     assert one_transaction()
     if option != "per_client_device":
-        assert "ON CONFLICT" in sql[-1].upper() and "RETURNING" in sql[-1].upper()  # the counter, last
+        # The counter, last: the device's share of it (devices.quota), one conditional UPDATE.
+        assert (
+            "devices_quotashard" in sql[-1] and sql[-1].upper().startswith("UPDATE") and "RETURNING" in sql[-1].upper()
+        )
 
 
 def test_a_replayed_report_reads_once_and_writes_nothing(client):

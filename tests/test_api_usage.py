@@ -7,12 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from devices.models import Decision, Device, QuotaCounter
+from devices.models import Decision, Device
 from devices.services import release_device
 from devices.signing import verify_local_license
 from licenses.clock import slot_end_of, slot_start_of
 from tests import factories
 from tests.factories import NOW, SLOT, authorize, move_clock, report
+from tests.quota import quota_used
 from usage.models import UsageCount, UsageReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
@@ -37,7 +38,7 @@ def test_a_retry_replays_the_first_answer_and_counts_nothing(client):
     move_clock(NOW + timedelta(minutes=1))
     again = report(client, item.project, report_id="r-7", barcode_scans=4).json()
     assert again == {**first, "status": "duplicate"}
-    assert QuotaCounter.objects.get(item=item).used == 4
+    assert quota_used(item) == 4
     assert UsageReport.objects.count() == 1 and UsageCount.objects.count() == 1
     assert not Decision.objects.filter(endpoint="usage").exists()  # the first report is the record
 
@@ -50,7 +51,7 @@ def test_a_reused_report_id_with_another_body_counts_nothing(client):
     assert response.status_code == 409 and response.json()["error"]["code"] == 2
     other_slot = report(client, item.project, report_id="r-7", barcode_scans=4, slot=SLOT - timedelta(minutes=3))
     assert other_slot.status_code == 409
-    assert QuotaCounter.objects.get(item=item).used == 4
+    assert quota_used(item) == 4
 
 
 def test_the_same_body_spelled_differently_is_the_same_report(client):
@@ -75,7 +76,7 @@ def test_report_ids_are_per_device(client):
     authorize(client, item.project, "b")
     assert report(client, item.project, "a", report_id="x", barcode_scans=1).json()["status"] == "accepted"
     assert report(client, item.project, "b", report_id="x", barcode_scans=2).json()["status"] == "accepted"
-    assert QuotaCounter.objects.get(item=item).used == 3
+    assert quota_used(item) == 3
 
 
 @pytest.mark.parametrize("status", ["suspended", "revoked"])

@@ -14,6 +14,7 @@ from client.tools.bench import report
 from client.tools.bench.pages import percentile as page_percentile
 from client.tools.loadgen import Scenario, percentile, prepare
 from tests import factories
+from tests.quota import quota_used
 from usage.models import UsageCount, UsageReport
 
 
@@ -301,7 +302,7 @@ def test_pgbench_replays_a_captured_report_and_seat_take_and_they_count_exactly(
     from django.db import connection
 
     from client.tools.bench import common, hotrow
-    from devices.models import Device, QuotaCounter, SeatCounter
+    from devices.models import Device, SeatCounter
 
     if connection.vendor != "postgresql" or not shutil.which(hotrow.PGBENCH):
         pytest.skip("pgbench against PostgreSQL")
@@ -315,24 +316,24 @@ def test_pgbench_replays_a_captured_report_and_seat_take_and_they_count_exactly(
     devices = list(Device.objects.filter(item=scans).order_by("pk"))
     text, kept = hotrow.usage_script(scans, devices, "t1")
     assert kept["variables"] >= 3  # the report id (twice: insert, its NOT EXISTS check) and the device
-    assert text.count("BEGIN;") == 1 and text.rstrip().endswith("COMMIT;") and "devices_quotacounter" in text
-    used = QuotaCounter.objects.get(item=scans, metric="barcode_scans").used
+    assert text.count("BEGIN;") == 1 and text.rstrip().endswith("COMMIT;") and "devices_quotashard" in text
+    used = quota_used(scans, "barcode_scans")
     reports = UsageReport.objects.filter(item=scans).count()
     conninfo = common.database_url(connection.settings_dict, connection.settings_dict["NAME"])
     out = hotrow.pgbench(text, clients=2, seconds=1, conninfo=conninfo)
     assert out["failed"] == 0 and out["transactions"] > 0 and out["tps"] > 0
     assert UsageReport.objects.filter(item=scans).count() == reports + out["transactions"]
-    assert QuotaCounter.objects.get(item=scans, metric="barcode_scans").used == used + 3 * out["transactions"]
+    assert quota_used(scans, "barcode_scans") == used + 3 * out["transactions"]
     stored = UsageCount.objects.filter(item=scans).aggregate(n=Sum("count"))["n"]
-    assert stored == QuotaCounter.objects.get(item=scans, metric="barcode_scans").used
+    assert stored == quota_used(scans, "barcode_scans")
     assert set(out["cpu"]["seconds"]) == {"postgres", "pgbench", "other"} and out["waits"]["samples"] > 0
     # the same transaction, committing without waiting for the WAL flush, counts the same
-    used, reports = QuotaCounter.objects.get(item=scans, metric="barcode_scans").used, reports + out["transactions"]
+    used, reports = quota_used(scans, "barcode_scans"), reports + out["transactions"]
     quick = hotrow.without_flush(text)
     assert quick.splitlines()[3:5] == ["BEGIN;", hotrow.ASYNC]
     out = hotrow.pgbench(quick, clients=2, seconds=1, conninfo=conninfo)
     assert out["failed"] == 0 and UsageReport.objects.filter(item=scans).count() == reports + out["transactions"]
-    assert QuotaCounter.objects.get(item=scans, metric="barcode_scans").used == used + 3 * out["transactions"]
+    assert quota_used(scans, "barcode_scans") == used + 3 * out["transactions"]
 
     text, kept = hotrow.seat_script(seats, "t2")
     assert "devices_seatcounter" in text and kept["variables"] >= 1

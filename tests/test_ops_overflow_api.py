@@ -21,6 +21,7 @@ from licenses.models import LicenseItem, effective_overuse_budget_expression
 from tests import factories
 from tests.factories import MODEL_BACKEND
 from tests.max_quantity import BILLIONS, INT4_OVERFLOW, MAX_QUANTITY, max_world, model
+from tests.quota import quota_used
 from tests.test_ops_overflow_pages import url_names
 from usage.jobs import JOBS
 from usage.models import AlertSent, ConcurrencyRollup, DeviceUsageDay, UsageRollup
@@ -214,7 +215,7 @@ def test_a_report_of_a_million_scans_near_and_past_2_31(client, mw, used, remain
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["allowed"] is allowed and body["counted"]["barcode_scans"] == 1_000_000
-    assert QuotaCounter.objects.get(item=mw.scan, metric="barcode_scans").used == used + 1_000_000
+    assert quota_used(mw.scan, "barcode_scans") == used + 1_000_000
     if allowed:
         assert body["remaining"] == {"barcode_scans": remaining_after}
         assert claims(body)["remaining"] == {"barcode_scans": remaining_after}
@@ -254,7 +255,7 @@ def test_concurrent_and_domain_items_at_the_largest_budget(client, mw):
         assert ok.status_code == 200 and ok.json()["remaining"] == {}, ok.json()
         used = factories.report(client, mw.project, uuid, f"r-{uuid}", factories.SLOT, barcode_scans=1)
         assert used.json()["allowed"] is True, used.json()
-    assert QuotaCounter.objects.get(item=mw.concurrent, metric=OVERUSE_SPENT).used == INT4_OVERFLOW + 7
+    assert quota_used(mw.concurrent, OVERUSE_SPENT) == INT4_OVERFLOW + 7
     web = factories.authorize(client, mw.project, "max-domain", product="dwt", client_type="web",
                               origin="https://app.example.com")  # fmt: skip
     assert web.status_code == 200 and web.json()["remaining"] == {}

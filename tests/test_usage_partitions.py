@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from devices.models import QuotaCounter
 from licenses.clock import slot_start_of
 from tests import factories
 from tests.factories import NOW, SLOT, authorize, error_of, report
+from tests.quota import quota_used
 from usage import jobs, partitions
 from usage.models import UsageCount, UsageReport, UsageRollup
 
@@ -116,7 +116,7 @@ def test_a_report_outside_every_month_lands_in_default_is_counted_and_moves_to_i
     stored = UsageReport.objects.get(report_id="r1")
     assert where(UsageReport, "id", stored.pk) == {"usage_usagereport_default"}
     assert where(UsageCount, "report_id", stored.pk) == {"usage_usagecount_default"}
-    assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == 5
+    assert quota_used(item, "barcode_scans") == 5
 
     assert partitions.ensure_partitions(now=NOW) == {"partitions_created": 2, "rows_moved": 2}
 
@@ -139,7 +139,7 @@ def test_a_report_id_used_in_another_slot_is_a_conflict_and_counts_nothing(clien
 
     assert reused.status_code == 409 and error_of(reused)["code"] == 2
     assert UsageReport.objects.filter(report_id="r1").count() == 1
-    assert QuotaCounter.objects.get(item=item, metric="barcode_scans").used == 2
+    assert quota_used(item, "barcode_scans") == 2
     retry = report(client, item.project, "u1", "r1", slot=SLOT - timedelta(minutes=3), barcode_scans=2)
     assert retry.json() == {**first.json(), "status": "duplicate"}
 

@@ -8,9 +8,9 @@ where it saves statements or Python time over the ORM; the rules stay in their h
   (``DeviceUsageDay``): one statement on PostgreSQL (data-modifying CTEs), three on SQLite. A second report with the same
   ``(device, report_id)``, in any slot, inserts nothing and raises ``ReportIdTaken`` (the
   caller's transaction rolls back).
-- ``add_to_counters``: ``used += n`` for every metric of the report in one upsert returning the
-  new totals: the last statement before commit, so the hot counter row is held from there to
-  the commit only.
+- ``add_to_counters``: ``used += n`` for every metric of the report in one conditional UPDATE of
+  the device's share of the item's counters (``devices.quota``): the last statement before
+  commit, so a share of the counter is held from there to the commit only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from django.db.models import BigIntegerField, DateTimeField, F, OuterRef, Q, Sub
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
+from devices import quota
 from devices.context import client_address
 from devices.models import Device, QuotaCounter
 from devices.prepared import Prepared, PreparedUpdate, hot_cursor, sentinel_datetime
@@ -35,9 +36,10 @@ from usage.sql import param, table
 def _counters_json_sql() -> str:
     counter = table(QuotaCounter)
     outer = f"{table(Device)}.item_id"
+    total = quota.totals_sql("qc")  # the counter and its shares (devices.quota)
     if connection.vendor == "postgresql":
-        return f"(SELECT json_object_agg(metric, used)::text FROM {counter} WHERE item_id = {outer})"
-    return f"(SELECT json_group_object(metric, used) FROM {counter} WHERE item_id = {outer})"
+        return f"(SELECT json_object_agg(qc.metric, {total})::text FROM {counter} qc WHERE qc.item_id = {outer})"
+    return f"(SELECT json_group_object(qc.metric, {total}) FROM {counter} qc WHERE qc.item_id = {outer})"
 
 
 def _request_queryset(
@@ -52,6 +54,9 @@ def _request_queryset(
         .select_related("project", "item__license")
         .annotate(
             _counters=RawSQL(_counters_json_sql(), [], output_field=TextField()),
+            _share=RawSQL(
+                quota.share_json_sql(f"{table(Device)}.item_id", f"{table(Device)}.id"), [], output_field=TextField()
+            ),
             _seats_held=RawSQL(
                 held_seats_sql(f"{table(Device)}.item_id"), [param(now)], output_field=BigIntegerField()
             ),
@@ -81,8 +86,9 @@ def read_request(
 ) -> Device | None:
     """The device of ``device_uuid`` in the project whose current or previous key is
     ``license_key`` (the caller checks which), with ``project``, ``item`` and ``item.license``
-    loaded and annotated: ``_counters`` (metric -> used of its item), ``_seats_held`` (None for
-    items without a seat counter) and ``_earlier_report`` (the pk of a report with this id).
+    loaded and annotated: ``_counters`` (metric -> used of its item), ``_share`` (the device's
+    share of each counter, ``devices.quota.read_share``), ``_seats_held`` (None for items
+    without a seat counter) and ``_earlier_report`` (the pk of a report with this id).
 
     With ``slot_start`` the earlier report is looked for in that slot only: one partition on
     PostgreSQL (usage.partitions), where a retry with the same body is, since its body holds the
@@ -102,6 +108,7 @@ def read_request(
     device = next((d for d in rows if d.project.license_key == license_key), rows[0])
     raw = device._counters
     device._counters = {k: int(v) for k, v in json.loads(raw).items()} if raw else {}
+    device._share = quota.read_share(device._share)
     return device
 
 
@@ -215,19 +222,17 @@ def update_answer(report_pk: int, *, slot_start: datetime, allowed: bool, respon
         )
 
 
-def add_to_counters(item_id: int, amounts: dict[str, int]) -> dict[str, int]:
-    """``used += n`` for each metric (in metric order, so two reports lock the rows in the same
-    order); the new totals. One statement."""
-    counter = table(QuotaCounter)
-    metrics = sorted((m, n) for m, n in amounts.items() if n)
-    if not metrics:
-        return {}
-    with hot_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {counter} (item_id, metric, used) VALUES "
-            + ", ".join(["(%s, %s, %s)"] * len(metrics))
-            + f" ON CONFLICT (item_id, metric) DO UPDATE SET used = {counter}.used + excluded.used"
-            " RETURNING metric, used",
-            [v for m, n in metrics for v in (item_id, m, n)],
-        )
-        return {m: int(n) for m, n in cursor.fetchall()}
+def add_to_counters(
+    item_id: int,
+    amounts: dict[str, int],
+    *,
+    shard: int,
+    limits: dict[str, int],
+    predicted: dict[str, int],
+    share: dict | None = None,
+    exact: bool = False,
+) -> dict[str, int]:
+    """The report's amounts added to the item's counters (``devices.quota.add``: its device's
+    share in one conditional UPDATE, the last statement before the commit; the exact way when
+    the share's headroom is spent): metric -> the total to decide the report on."""
+    return quota.add(item_id, amounts, shard=shard, limits=limits, predicted=predicted, share=share, exact=exact)

@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 
-from devices.models import OVERUSE_SPENT, Device, QuotaCounter, holding_seat_sql
+from devices import quota
+from devices.models import OVERUSE_SPENT, Device, holding_seat_sql
 from licenses import rules
 from licenses.events import emit, license_data
 from licenses.models import (
@@ -83,7 +84,7 @@ def _alert_candidates_sql() -> str:
     (organization_id, item_id, kind, threshold, used, limit)."""
     item, counter, device, lic, alert = (
         _t(LicenseItem),
-        _t(QuotaCounter),
+        quota.totals_table_sql(),  # each counter with its total (devices.quota)
         _t(Device),
         _t(License),
         _t(AlertSent),

@@ -44,12 +44,14 @@ from django.db.models import F
 
 from devices.models import OVERUSE_SPENT, Decision, Device, QuotaCounter
 from devices.outcomes import DEVICE_NOT_AUTHORIZED, IDEMPOTENCY_CONFLICT, Refusal, Verdict, error_detail
+from devices.quota import ExactWayFirst, shard_of
 from devices.services import local_license, never_authorized, project_for_request, record_decision
 from devices.verdicts import (
     active_until_for,
     counter_values,
     lock_item,
     overuse_counts,
+    quota_limits,
     quota_verdict,
     remaining,
     term_verdict,
@@ -82,23 +84,27 @@ def record_usage(*, data, now: datetime) -> dict[str, Any]:
     if problem:
         raise Refusal(1, f"slot_start {problem}", fields={"slot_start": problem})
     digest = body_hash(data.canonical())
-    for attempt in range(3):
+    attempt, exact = 0, False
+    while True:
         try:
             with transaction.atomic():
                 # The first read looks for a retry in its own slot only (usage.hot_sql.read_request).
-                answer = _handle(data, digest, now=now, pinned=attempt == 0)
+                answer = _handle(data, digest, now=now, pinned=attempt == 0, exact=exact)
             break
+        except ExactWayFirst:
+            exact = True  # the report did not fit its share of the counter: again, the exact way
         except IntegrityError:
             # The same report_id committed by another request since the read (the next read
             # replays its answer), or the device lost its seat since the read (_Changed).
-            if attempt == 2:
+            attempt += 1
+            if attempt == 3:
                 raise
     if isinstance(answer, Refusal):
         raise answer
     return answer
 
 
-def _handle(data, digest: str, *, now: datetime, pinned: bool = False) -> dict[str, Any] | Refusal:
+def _handle(data, digest: str, *, now: datetime, pinned: bool = False, exact: bool = False) -> dict[str, Any] | Refusal:
     device = read_request(
         license_key=data.license_key,
         device_uuid=data.device_uuid,
@@ -120,7 +126,7 @@ def _handle(data, digest: str, *, now: datetime, pinned: bool = False) -> dict[s
         in_slot = {"slot_start": data.slot_start} if pinned else {}
         earlier = UsageReport.objects.select_related("item").get(pk=earlier_pk, **in_slot)
         return _replay(device.project, device, earlier, digest, now=now)
-    return _record(device.project, device, data, digest, now=now)
+    return _record(device.project, device, data, digest, now=now, exact=exact)
 
 
 def _project_passes(project, data, *, now: datetime) -> bool:
@@ -216,7 +222,9 @@ class _Report:
         return body
 
 
-def _record(project, device: Device, data, digest: str, *, now: datetime) -> dict[str, Any] | Refusal:
+def _record(
+    project, device: Device, data, digest: str, *, now: datetime, exact: bool = False
+) -> dict[str, Any] | Refusal:
     report = _Report(device, data, now=now)
     item = report.item
     holds = device.holds_seat(now)
@@ -268,7 +276,15 @@ def _record(project, device: Device, data, digest: str, *, now: datetime) -> dic
         received_at=now,
         raw_sightings=raw_sightings,
     )
-    totals = add_to_counters(item.pk, report.quota_amounts)
+    totals = add_to_counters(
+        item.pk,
+        report.quota_amounts,
+        shard=shard_of(device.pk),
+        limits=quota_limits(item),
+        predicted=report.counters_after(),
+        share=device._share,  # type: ignore[attr-defined]  # read by read_request
+        exact=exact,
+    )
     if totals:
         counters = report.counters_after(totals)
         final = report.verdict(counters)

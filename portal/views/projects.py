@@ -21,6 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from devices import quota
 from devices.models import OVERUSE_SPENT, Decision, QuotaCounter, holding_seat_q
 from licenses import rules
 from licenses.models import (
@@ -257,24 +258,25 @@ def _near_quota(now) -> list[dict]:
     """Quota and seat items of usable licenses at or above WARN_PERCENT, highest first."""
     live = usable_q(now, via="item__license__")
     # In 64 bits: a quantity may be up to 2,147,483,647, and times 80 it overflows an integer.
-    quota = Q(metric="barcode_scans", item__option=rules.PER_BARCODE_SCAN) & Q(
-        used__gte=(Cast("item__quantity", BigIntegerField()) * WARN_PERCENT + 99) / 100
+    near = Q(metric="barcode_scans", item__option=rules.PER_BARCODE_SCAN) & Q(
+        total__gte=(Cast("item__quantity", BigIntegerField()) * WARN_PERCENT + 99) / 100
     )
     for module in rules.PAGE_MODULES:
         limit = Cast(KeyTextTransform(module, "item__quantities"), BigIntegerField())
-        quota |= Q(metric=f"pages_{module}", item__option=rules.PER_PAGE) & Q(
-            used__gte=(limit * WARN_PERCENT + 99) / 100
+        near |= Q(metric=f"pages_{module}", item__option=rules.PER_PAGE) & Q(
+            total__gte=(limit * WARN_PERCENT + 99) / 100
         )
     rows: list[dict[str, Any]] = []
-    for counter in QuotaCounter.objects.filter(live, quota).select_related(
-        "item__license__organization", "item__project"
-    )[:200]:
+    # Totals: each counter with its shares (devices.quota).
+    for counter in (
+        quota.with_totals().filter(live, near).select_related("item__license__organization", "item__project")[:200]
+    ):
         item = counter.item
         quantity = (
             item.quantity if counter.metric == "barcode_scans" else (item.quantities or {}).get(counter.metric[6:])
         )
         if quantity:
-            rows.append({"item": item, "what": metric_label(counter.metric), "used": counter.used, "limit": quantity})
+            rows.append({"item": item, "what": metric_label(counter.metric), "used": counter.total, "limit": quantity})
     seat_items = (
         LicenseItem.objects.filter(
             usable_q(now, via="license__"), option__in=[rules.PER_CLIENT_DEVICE, rules.PER_SERVER]

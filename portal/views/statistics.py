@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from devices import quota
 from devices.models import OVERUSE_SPENT, QuotaCounter
 from licenses import rules
 from licenses.clock import EARLIEST, LATEST
@@ -113,9 +114,9 @@ def statistics(request: HttpRequest, pk: int) -> HttpResponse:
     ):
         totals[(item_id, metric)]["all"] = n
     for item_id, metric, used in (
-        QuotaCounter.objects.filter(item__project=project)
+        quota.with_totals(QuotaCounter.objects.filter(item__project=project))
         .exclude(metric=OVERUSE_SPENT)
-        .values_list("item_id", "metric", "used")
+        .values_list("item_id", "metric", "total")
     ):
         totals[(item_id, metric)]["all"] = used
     for item_id, metric, n in (

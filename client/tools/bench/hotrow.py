@@ -2,9 +2,9 @@
 from the first write that leads to the hot row's lock to its commit, at the load's concurrency:
 
 - ``usage``: a usage report's insert (``usage.hot_sql.insert_report``: the report, its counts,
-  the device's day) and the upsert of the item's counter (``add_to_counters``), COMMIT; every
-  transaction into ONE scan item, over the devices the load's hot item has (the day rows are
-  per device);
+  the device's day) and the add to the device's share of the item's counter (``add_to_counters``,
+  ``devices.quota``), COMMIT; every transaction into ONE scan item, over the devices the load's
+  hot item has (the day rows are per device, the shares by device);
 - ``seat``: a new device's seat taken (the conditional UPDATE of the item's ``SeatCounter``,
   ``devices.seats.take_seat``), the device insert and what follows it to the commit.
 
@@ -154,6 +154,7 @@ def _case(variable: str, values: list[int]) -> str:
 def usage_script(scans, devices: list, token: str) -> tuple[str, dict]:
     """Two reports of two of ``devices`` (authorized on the scan item ``scans``) captured; the
     script reports as one of ``devices`` at random, a fresh report id each transaction."""
+    from devices.quota import SHARDS, shard_of
     from licenses.clock import rfc3339, slot_start_of
     from usage.models import UsageReport
 
@@ -165,13 +166,17 @@ def usage_script(scans, devices: list, token: str) -> tuple[str, dict]:
 
     report = re.escape(UsageReport._meta.db_table)
     first_marker = f'^\\s*(WITH r AS \\()?\\s*INSERT INTO "?{report}"?'
-    must = [r'INSERT INTO "?devices_quotacounter"?.*ON CONFLICT']
+    # The counter: the device's share of it (devices.quota), one conditional UPDATE.
+    must = [r'UPDATE "?devices_quotashard"?']
     a, b = devices[0], devices[1]
+    # A first report makes the item's shares (the exact way, once): both captured ones take a share.
+    capture("/api/v1/usage", body(a, f"bounds-{token}-warm"))
     one = window(capture("/api/v1/usage", body(a, f"bounds-{token}-a")), first_marker, must)
     two = window(capture("/api/v1/usage", body(b, f"bounds-{token}-b")), first_marker, must)
     variables = [
         (f"bounds-{token}-a", f"bounds-{token}-b", f"('pgb-{token}-' || :run || '-' || :client_id || '-' || :n)"),
         (a.pk, b.pk, ":dev"),
+        (shard_of(a.pk), shard_of(b.pk), f"(:dev % {SHARDS})"),  # the device's share
     ]
     setup = [
         "\\set n :n + 1",

@@ -198,7 +198,7 @@ def summary(
         ("PostgreSQL CPU per report", "n/a" if db is None else f"{db:.2f} ms", "<= 1.5 ms", db is not None and db <= 1.5),
         ("reports/s into one scan item", f"{one_item:,.0f} (spread over {len(load.get('spread_items', [])) or 100} "
          f"items: {spread:,.0f})", ">= 2,000", one_item >= 2000,
-         _bound_hot(usage, hot_rows.get("usage"), "the report's insert and counter upsert", load["usage_spread"],
+         _bound_hot(usage, hot_rows.get("usage"), "the report's insert and its add to a share of the counter", load["usage_spread"],
                     hot_rows.get("usage_async"))),
         ("new devices/s into one seat item", f"{new_0:,.0f} at 0 seats taken, {new_40k:,.0f} at 40,000",
          ">= 1,000, flat in the number of seats", min(new_0, new_40k) >= 1000 and new_40k >= 0.8 * new_0,
@@ -276,7 +276,7 @@ def bounds(plan: dict, load: dict, hot_rows: dict | None) -> str:
             "|---|---:|---:|---:|---|---|---:|---|---|",
         ]
         labels = {"usage": "a usage report into one scan item: the report insert (with counts and device day), "
-                  "the counter upsert, COMMIT", "seat": "a new device on one seat item: the seat counter's "
+                  "the add to the device's share of the counter, COMMIT", "seat": "a new device on one seat item: the seat counter's "
                   "conditional UPDATE, the device insert, its decision, COMMIT"}  # fmt: skip
         for name in list(labels):
             labels[f"{name}_async"] = "the same, `SET LOCAL synchronous_commit = off` (no wait for the WAL flush)"
@@ -387,10 +387,11 @@ BOUNDS = (
     "machine is busy: its throughput is then cores / CPU per request, whatever the row locks. An "
     "authorization of a new device on a seat item takes its seat with one conditional UPDATE of the item's "
     "seat counter row (devices.seats), held to the commit over the device insert and its decision; a usage "
-    "report on a scan or page item ends with the upsert of the item's counter row, held from that last "
-    "statement to the commit (its WAL flush included: the pgbench rows without it say what that costs). "
-    "Requests for one item are serialized over that tail only; requests for different items run in "
-    "parallel (the spread run). The portal pages are timed one request at a time after the load has "
+    "report on a scan or page item ends with a conditional UPDATE of its device's share of the item's "
+    "counter (devices.quota: 16 shares, each with headroom below the limit), held from that last statement "
+    "to the commit (its WAL flush included: the pgbench rows without it say what that costs). Reports of "
+    "one item on different shares run in parallel; near the limit they go the exact way, one at a time; "
+    "requests for different items run in parallel (the spread run). The portal pages are timed one request at a time after the load has "
     'stopped. See "Hot path" below for the design.'
 )
 

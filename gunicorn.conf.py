@@ -18,10 +18,21 @@ elif os.environ.get("PORT"):
     bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ['PORT']}"
 else:
     bind = f"{os.environ.get('HOST', '127.0.0.1')}:8000"
-# Threads: most of a request's time is spent waiting on PostgreSQL, so a few threads per
-# process serve more requests than processes alone, at less memory.
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# Processes x threads: CPUs + 1 processes of 2 threads. The device API is CPU-bound on a web
+# host (docs/benchmarks.md, "The web server (gunicorn)"): what counts is CPU per request, and
+# it grows with the requests in flight on the host's cores (threads contending for a process's
+# GIL, context switches, backends queued on one hot counter row). Measured on 2 cores,
+# interleaved, 16 keep-alive connections, load 1.6-18: with 4-6 requests in flight (3 x 2,
+# 2 x 2, 3 sync) web CPU per device request was 0.63-0.97 of 5 x 4's (the old 2 x CPUs + 1,
+# 4 threads) in 25 of 30 paired runs, 1.0-1.21 in the rest (4 of them in one round with other
+# sessions' PostgreSQL at up to 10 ms a request); the trivial endpoint's stayed 0.65-1.17 ms.
+# 3 x 2: 0.81-1.02, and the most req/s in its last rounds (326 / 265-270 against 5 x 4's 233-234 /
+# 241-258). Threads, not sync workers: keep-alive stays (nginx's upstream keepalive; a sync
+# worker closes every connection: 0.08-0.15 ms more client CPU a request). 6 PostgreSQL
+# connections a host instead of 20. The access log line is 30 us (text) to 50 us (JSON) of CPU
+# per request, about 1 %: it stays on.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 2))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))

@@ -63,8 +63,8 @@ def test_gunicorn_defaults_to_loopback(monkeypatch):
     for name in ("GUNICORN_BIND", "HOST", "PORT", "GUNICORN_THREADS"):
         monkeypatch.delenv(name, raising=False)
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert config["bind"] == "127.0.0.1:8000" and config["threads"] == 4
-    assert config["workers"] == (os.cpu_count() or 1) * 2 + 1
+    assert config["bind"] == "127.0.0.1:8000" and config["threads"] == 2
+    assert config["workers"] == (os.cpu_count() or 1) + 1
     monkeypatch.setenv("PORT", "5000")  # a platform's router sends traffic there from outside
     assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == "0.0.0.0:5000"
 

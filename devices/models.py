@@ -231,13 +231,28 @@ class SeatCounter(models.Model):
     seat overshoot."""
 
     item = models.OneToOneField(LicenseItem, primary_key=True, on_delete=models.CASCADE, related_name="seat_counter")
+    # With its shares (SeatShare): a device freed goes off this row, one taken onto its share, so
+    # this row alone may be below zero; the total (``devices.seats``) never is.
     active = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.CheckConstraint(condition=Q(active__gte=0), name="seat_counter_non_negative")]
 
     def __str__(self) -> str:
         return f"{self.item_id}: {self.active} active"
+
+
+class SeatShare(models.Model):
+    """A share of one item's seat counter (``devices.seats``): new devices mapped to ``shard``
+    take their seat here, without locking the counter row, while ``active`` stays within
+    ``allot`` (seats granted under ``granted_ceiling``, the item's ceiling then). The item's
+    active devices are the counter's ``active`` plus its shares'."""
+
+    item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="+", db_index=False)
+    shard = models.PositiveSmallIntegerField()
+    active = models.BigIntegerField(default=0)
+    allot = models.BigIntegerField(default=0)
+    granted_ceiling = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "shard"], name="seat_share_unique")]
 
 
 class ReleaseBatch(models.Model):

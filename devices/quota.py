@@ -39,7 +39,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 from django.db.models import BigIntegerField, F, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from devices.models import QuotaCounter, QuotaShard
 from devices.prepared import hot_cursor
@@ -63,8 +63,8 @@ def totals_sql(counter_alias: str) -> str:
     its ``used`` plus its shares'."""
     shard = _t(QuotaShard)
     return (
-        f"({counter_alias}.used + COALESCE((SELECT SUM(s.used) FROM {shard} s"
-        f" WHERE s.item_id = {counter_alias}.item_id AND s.metric = {counter_alias}.metric), 0))"
+        f"({counter_alias}.used + CAST(COALESCE((SELECT SUM(s.used) FROM {shard} s"
+        f" WHERE s.item_id = {counter_alias}.item_id AND s.metric = {counter_alias}.metric), 0) AS BIGINT))"
     )
 
 
@@ -101,7 +101,9 @@ def with_totals(counters: QuerySet | None = None) -> QuerySet:
         .values("n")
     )
     qs = QuotaCounter.objects.all() if counters is None else counters
-    return qs.annotate(total=F("used") + Coalesce(Subquery(shares, output_field=BigIntegerField()), 0))
+    return qs.annotate(
+        total=Cast(F("used") + Coalesce(Subquery(shares, output_field=BigIntegerField()), 0), BigIntegerField())
+    )
 
 
 def totals(item_ids: Iterable[int]) -> dict[tuple[int, str], int]:

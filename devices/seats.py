@@ -1,34 +1,42 @@
 """Seats and servers counted in constant time (SPEC section 4, per_client_device and per_server).
 
-``SeatCounter.active`` is the number of ``active`` devices of a seat item. Every change that
-moves a device into or out of ``active`` on a seat item calls one of these functions in the same
-transaction as the change:
+An item's active devices are ``SeatCounter.active`` plus its SHARDS shares' (``SeatShare``).
+Every change that moves a device into or out of ``active`` on a seat item calls one of these
+functions in the same transaction as the change:
 
 - ``take_seat(item, device, ...)``: a device not holding a seat of ``item`` asks for one
-  (authorize, offline registration, a release undone). One conditional ``UPDATE ... RETURNING``
-  of the counter row when there is room; when the counter says the item is full, the slow path
-  marks the item's run-out devices expired (what the expiry job would do), then decides exactly.
-  The caller then writes the device (``state = active``, ``item``) in the same transaction.
+  (authorize, offline registration, a release undone). In the authorization's first attempt
+  (``fast_shares``), one conditional ``UPDATE ... RETURNING`` of the device's share while it
+  has seats granted below the ceiling (``ExactWayFirst`` otherwise: the authorization runs again
+  the exact way); the exact way locks the counter row and every share, folds the shares into
+  the counter, marks the item's run-out devices expired (what the expiry job would do), decides
+  on the exact count and grants the seats left to the shares. The caller then writes the
+  device (``state = active``, ``item``) in the same transaction.
 - ``free_seat(item_id)``: an ``active`` device of the item becomes released or expired, or moves
-  to another item (release, the expiry job, re-binding). A no-op for items without a counter.
-- ``held_seats(item, now)``: the seats held now (counter minus run-out rows), one statement.
+  to another item (release, the expiry job, re-binding): off the counter row (which alone may go
+  below zero; the total cannot). A no-op for items without a counter.
+- ``held_seats(item, now)``: the seats held now (counter and shares minus run-out rows), one statement.
 - ``recount(...)``: recompute counters from the devices (``manage.py repair_seat_counts``).
 
-The counter counts ``active`` rows, never fewer than the seats held (``Device.holding_seat``),
-so a check against it cannot overshoot the ceiling (``LicenseItem.seat_ceiling``); the row lock
-of the conditional UPDATE serializes the allocations of one item from that statement to commit.
-A counter row is created on first use from the live devices (items sold after the migration).
+The total counts ``active`` rows, never fewer than the seats held (``Device.holding_seat``), and
+the counter plus the shares' grants never exceed the ceiling (``LicenseItem.seat_ceiling``), so
+no order of simultaneous takes overshoots it; a new device far from the ceiling locks one of
+SHARDS shares from its UPDATE to commit, not the item's one row. A counter row is created on
+first use from the live devices (items sold after the migration).
 """
 
 from __future__ import annotations
 
+import zlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, F
+from django.db.models import Count, F, Sum
 
-from devices.models import Device, SeatCounter, ran_out_sql
+from devices.models import Device, SeatCounter, SeatShare, ran_out_sql
 from devices.prepared import hot_cursor
 from licenses import rules
 from licenses.models import LicenseItem
@@ -70,24 +78,65 @@ def _self_counted(item: LicenseItem, device: Device | None) -> int:
     return int(device is not None and device.item_id == item.pk and device.state == Device.ACTIVE)
 
 
+SHARDS = 16
+# Whether take_seat may take its seat from a share (and raise ExactWayFirst when it cannot): the
+# authorization's retry loop says so for its first attempt; every other caller goes the exact way.
+_FAST: ContextVar[bool] = ContextVar("seats_fast", default=False)
+
+
+def shard_of(device_uuid: str) -> int:
+    """The share of an item's seat counter a device takes its seat from (by uuid: a new device
+    has no id yet)."""
+    return zlib.crc32(device_uuid.encode("utf-8", "surrogatepass")) % SHARDS
+
+
+class ExactWayFirst(Exception):
+    """The device's share had no seat left: the authorization rolls back and runs again with
+    ``fast_shares(False)``. Not in the same transaction: the failed UPDATE may keep the share
+    locked (PostgreSQL keeps the lock of a row it re-checked after waiting), and waiting for the
+    counter row while holding a share would deadlock with a fold (counter, then every share)."""
+
+
+@contextmanager
+def fast_shares(on: bool):
+    token = _FAST.set(on)
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
 def take_seat(item: LicenseItem, device: Device | None, *, now: datetime, device_uuid: str = "") -> Take:
     """A seat (or a server) of ``item`` for a device not holding one; call it in the transaction
     that then writes the device as ``active`` on ``item`` (and ``free_seat`` for an item it
-    leaves). Never more devices than ``item.seat_ceiling``: the counter row is locked from here
-    to commit."""
+    leaves). Never more devices than ``item.seat_ceiling``.
+
+    The item's active devices are its counter row plus SHARDS shares (``SeatShare``). Far from
+    the ceiling a device takes its seat from its share (``shard_of``) in one conditional UPDATE,
+    while the share stays within seats granted below the ceiling: the counter and the grants
+    never sum past it, so no order of concurrent takes overshoots. Otherwise (no seat left in
+    the share, the ceiling changed, no shares yet, or not ``fast_shares``) the exact way: the
+    counter row locked, every share folded into it, the decision on the exact count, new grants.
+    ``others`` from a share is as of the statement (it quotes, it does not decide)."""
     ceiling = item.seat_ceiling
     self_counted = _self_counted(item, device)
     delta = 1 - self_counted
-    self_pk = device.pk if device is not None else 0
-    counter, devices = _t(SeatCounter), _t(Device)
-    row = _fetchone(
-        f"""UPDATE {counter} SET active = active + %s WHERE item_id = %s AND active - %s < %s
-        RETURNING active, (SELECT COUNT(*) FROM {devices} d WHERE d.item_id = %s AND {ran_out_sql("d")} AND d.id <> %s)""",
-        [delta, item.pk, self_counted, ceiling, item.pk, now, self_pk],
-    )
-    if row is not None:
-        active, ran_out = row
-        return Take(True, active - delta - self_counted - ran_out)
+    uuid = device_uuid or (device.device_uuid if device is not None else "")
+    if _FAST.get():
+        self_pk, shard = (device.pk if device is not None else 0), shard_of(uuid)
+        counter, share, devices = _t(SeatCounter), _t(SeatShare), _t(Device)
+        row = _fetchone(
+            f"""UPDATE {share} SET active = active + %s
+            WHERE item_id = %s AND shard = %s AND granted_ceiling = %s AND active + %s <= allot
+            RETURNING active - %s + (SELECT c.active FROM {counter} c WHERE c.item_id = %s)
+                + CAST(COALESCE((SELECT SUM(s.active) FROM {share} s WHERE s.item_id = %s AND s.shard <> %s), 0) AS BIGINT),
+                (SELECT COUNT(*) FROM {devices} d WHERE d.item_id = %s AND {ran_out_sql("d")} AND d.id <> %s)""",
+            [delta, item.pk, shard, ceiling, delta, delta, item.pk, item.pk, shard, item.pk, now, self_pk],
+        )
+        if row is None:
+            raise ExactWayFirst()
+        before, ran_out = row  # the item's active devices before this take (the others' shares as of now)
+        return Take(True, max(0, int(before) - self_counted - int(ran_out)))
     return _take_slow(item, device, now=now, device_uuid=device_uuid, self_counted=self_counted, delta=delta)
 
 
@@ -98,6 +147,7 @@ def _take_slow(
     waiting on rows another request holds), then decide on the exact count."""
     ensure_counter(item)
     SeatCounter.objects.select_for_update().filter(item_id=item.pk).values_list("active", flat=True).first()
+    _fold(item.pk)
     stale = list(
         Device.objects.filter(item_id=item.pk)
         .ran_out(now)
@@ -117,10 +167,37 @@ def _take_slow(
             project_id=item.project_id, device_uuid=device_uuid, item_id=item.pk, state=Device.ACTIVE
         ).count()
     if seat_refused(item, others):
+        _grant(item, active)
         return Take(False, others)
     if delta:
         SeatCounter.objects.filter(item_id=item.pk).update(active=F("active") + delta)
+    _grant(item, active + delta)
     return Take(True, others)
+
+
+def _fold(item_id: int) -> None:
+    """Every share's active devices onto the counter row (locked by the caller), the shares
+    locked in order and emptied: the counter alone is the exact count until ``_grant``."""
+    shares = list(
+        SeatShare.objects.select_for_update().filter(item_id=item_id).order_by("shard").values_list("active", flat=True)
+    )
+    moved = sum(shares)
+    if shares:
+        SeatShare.objects.filter(item_id=item_id).update(active=0, allot=0)
+    if moved:
+        SeatCounter.objects.filter(item_id=item_id).update(active=F("active") + moved)
+
+
+def _grant(item: LicenseItem, active: int) -> None:
+    """Seats below the ceiling for the shares, split evenly (none once fewer than SHARDS are
+    left: then every new device goes the exact way, one at a time)."""
+    ceiling = item.seat_ceiling
+    room = ceiling - active
+    allot = room // SHARDS if room >= SHARDS else 0
+    rows = [SeatShare(item_id=item.pk, shard=k, active=0, allot=allot, granted_ceiling=ceiling) for k in range(SHARDS)]
+    SeatShare.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["item", "shard"], update_fields=["allot", "granted_ceiling"]
+    )
 
 
 def seat_refused(item: LicenseItem, others: int) -> bool:
@@ -158,7 +235,8 @@ def free_seats(by_item: dict[int, int]) -> None:
 def held_seats_sql(item_id_sql: str) -> str:
     """``held_seats`` as a scalar subquery for the item whose id is the SQL ``item_id_sql`` (NULL
     when the item has no counter row yet): one ``%s`` parameter, ``now``."""
-    return f"""(SELECT c.active - (SELECT COUNT(*) FROM {_t(Device)} d WHERE d.item_id = c.item_id AND {ran_out_sql("d")})
+    return f"""(SELECT c.active + CAST(COALESCE((SELECT SUM(s.active) FROM {_t(SeatShare)} s WHERE s.item_id = c.item_id), 0) AS BIGINT)
+        - (SELECT COUNT(*) FROM {_t(Device)} d WHERE d.item_id = c.item_id AND {ran_out_sql("d")})
         FROM {_t(SeatCounter)} c WHERE c.item_id = {item_id_sql})"""
 
 
@@ -182,6 +260,9 @@ def recount(*, fix: bool = True) -> list[tuple[int, int, int]]:
         .values_list("item_id", "n")
     )
     stored = dict(SeatCounter.objects.values_list("item_id", "active"))
+    for item_id, n in SeatShare.objects.values_list("item_id").annotate(n=Sum("active")).values_list("item_id", "n"):
+        if item_id in stored:
+            stored[item_id] += int(n)
     for item_id in sorted(
         LicenseItem.objects.filter(option__in=SEAT_OPTIONS, pk__in=stored).values_list("pk", flat=True)
     ):
@@ -193,6 +274,7 @@ def recount(*, fix: bool = True) -> list[tuple[int, int, int]]:
         for item_id, _, _ in wrong:
             with transaction.atomic():
                 SeatCounter.objects.select_for_update().filter(item_id=item_id).first()
+                _fold(item_id)  # the shares emptied, none granted: the next seat is taken exactly
                 n = Device.objects.filter(item_id=item_id, state=Device.ACTIVE).count()
                 SeatCounter.objects.filter(item_id=item_id).update(active=n)
     return wrong

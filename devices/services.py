@@ -40,7 +40,7 @@ from devices.requests import (
     record_decision,
     refuse,
 )
-from devices.seats import free_seat
+from devices.seats import ExactWayFirst, fast_shares, free_seat
 from devices.verdicts import active_until_for, choose_refusal, item_verdict, remaining, remaining_after, serves
 from licenses import rules
 from licenses.clock import rfc3339
@@ -121,23 +121,26 @@ def grant(project: Project, data, *, origin: str | None, now: datetime, offline:
         message = f"no item of this project serves {kind}{what}"
         verdict = Verdict(None, False, "no_matching_item", message, code=NO_MATCHING_LICENSE)
         raise refuse(verdict, project=project, endpoint=endpoint, now=now, device=device, device_uuid=data.device_uuid)
-    for attempt in range(3):
+    attempt, fast = 0, True
+    while True:
         try:
-            if attempt:
+            if attempt or not fast:
                 device = Device.objects.filter(project=project, device_uuid=data.device_uuid).first()
-            with transaction.atomic():
+            with fast_shares(fast), transaction.atomic():
                 answer = _authorize_locked(
                     project, data, matching, device=device, origin=origin, now=now, offline=offline
                 )
             if isinstance(answer, Refusal):
                 raise answer  # after the commit: the refusal's decision is kept
             return answer()  # the body and its local license, built and signed after the commit
+        except ExactWayFirst:
+            fast = False  # the device's share of the seat counter had no seat left: the exact way
         except IntegrityError:
             # The same new device_uuid authorized twice at once, or the device changed under
             # this request (``_bind``): the loser runs again on the device as it is now.
-            if attempt == 2:
+            attempt += 1
+            if attempt == 3:
                 raise
-    raise AssertionError("unreachable")
 
 
 def _authorize_locked(

@@ -219,17 +219,21 @@ def measure(
     already holding 40,000 seats, ``scans`` a scan item, ``seats_protected`` a project with a
     session password, SPEC 6, whose check must not show beside ``seats_empty``)."""
 
-    from devices.seats import ensure_counter
-
-    # An item's first seat creates its counter from its live devices (devices.seats, once per
-    # item, six statements more): done here, so that the rows measure every later request.
-    for item in (seats_empty, seats_full, seats_protected):
-        if item is not None:
-            ensure_counter(item)
-
     def auth(item, uuid):
         return ("authorize", {"license_key": item.project.license_key, "device_uuid": uuid, "product": "dbr",
                               "client_type": "desktop"})  # fmt: skip
+
+    # An item's first seat creates its counter from its live devices and grants its shares
+    # (devices.seats, once per item, the exact way): done here, so that the rows measure every
+    # later request.
+    with override_settings(**_SETTINGS):
+        handler = WSGIHandler()
+        for item in (seats_empty, seats_full, seats_protected):
+            if item is not None:
+                path, body = auth(item, f"warm-{item.pk}")
+                if item is seats_protected:
+                    body["session_password"] = session_password
+                _post(handler, f"/api/v1/{path}", body)
 
     rows = [
         _measure("authorize, a new device, 0 seats taken", [auth(seats_empty, f"new0-{i}") for i in range(n)]),

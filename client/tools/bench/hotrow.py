@@ -189,15 +189,19 @@ def usage_script(scans, devices: list, token: str) -> tuple[str, dict]:
 def seat_script(seats, token: str) -> tuple[str, dict]:
     """Two new devices' authorizations on the seat item ``seats`` captured; the script takes a
     seat for a new device each transaction."""
-    from devices.models import Device, SeatCounter
+    from devices.models import Device, SeatShare
+    from devices.seats import SHARDS, shard_of
 
     def body(uuid):
         return {"license_key": seats.project.license_key, "device_uuid": uuid, "product": seats.product,
                 "client_type": "desktop"}  # fmt: skip
 
-    counter, device = re.escape(SeatCounter._meta.db_table), Device._meta.db_table
-    first_marker = f'^\\s*UPDATE "?{counter}"?'
+    # The seat is taken from the device's share of the item's counter (devices.seats); a first
+    # authorization makes the shares (the exact way, once), so both captured ones take a share.
+    share, device = re.escape(SeatShare._meta.db_table), Device._meta.db_table
+    first_marker = f'^\\s*UPDATE "?{share}"?'
     must = [f'INSERT INTO "?{re.escape(device)}"?']
+    capture("/api/v1/authorize", body(f"bounds-{token}-warm"))
     one = window(capture("/api/v1/authorize", body(f"bounds-{token}-a")), first_marker, must)
     two = window(capture("/api/v1/authorize", body(f"bounds-{token}-b")), first_marker, must)
     pk_a = Device.objects.get(project=seats.project, device_uuid=f"bounds-{token}-a").pk
@@ -206,6 +210,9 @@ def seat_script(seats, token: str) -> tuple[str, dict]:
         (f"bounds-{token}-a", f"bounds-{token}-b", f"('pgb-{token}-' || :run || '-' || :client_id || '-' || :n)"),
         (pk_a, pk_b, f"currval(pg_get_serial_sequence('{device}', 'id'))"),
     ]
+    shards = (shard_of(f"bounds-{token}-a"), shard_of(f"bounds-{token}-b"))
+    if shards != (pk_a, pk_b):  # (else the device's id would take the share's expression)
+        variables.insert(0, (*shards, f"(:n % {SHARDS})"))  # the new device's share
     return script(one, two, variables, literal_of_connection(), setup=["\\set n :n + 1"])
 
 

@@ -5,6 +5,7 @@ answers."""
 from __future__ import annotations
 
 import os
+import runpy
 import secrets
 import signal
 import subprocess
@@ -73,9 +74,10 @@ def start_gunicorn(port: int, tmp: Path, say) -> tuple[subprocess.Popen, dict]:
     else:
         server.kill()
         raise CommandError("gunicorn did not answer /healthz within 180 s")
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))  # its defaults, and the environment's overrides
     info = {
-        "workers": int(os.environ.get("GUNICORN_WORKERS", (os.cpu_count() or 1) * 2 + 1)),
-        "threads": int(os.environ.get("GUNICORN_THREADS", 4)),
+        "workers": int(conf["workers"]),
+        "threads": int(conf["threads"]),
         "redis": "REDIS_URL" in env,
     }
     say(f"gunicorn on 127.0.0.1:{port} ({info['workers']} workers x {info['threads']} threads)")

@@ -9,13 +9,15 @@ from django.utils import timezone
 
 
 def _counted_once(devices, items, result: dict) -> tuple[bool, str]:
-    from devices.models import QuotaCounter
+    from devices import quota
     from usage.models import UsageCount, UsageReport
 
     reports = UsageReport.objects.filter(device__in=devices).count()
     scans = UsageCount.objects.filter(report__device__in=devices, metric="barcode_scans").aggregate(n=Sum("count"))
     stored = scans["n"] or 0
-    counter = QuotaCounter.objects.filter(item__in=items, metric="barcode_scans").aggregate(n=Sum("used"))["n"] or 0
+    # The counters' totals: each counter row with its shares (devices.quota).
+    totals = quota.totals(item.pk for item in items)
+    counter = sum(n for (_, metric), n in totals.items() if metric == "barcode_scans")
     ok = (
         reports == result["accepted"]
         and stored == result["sent_scans"] == result["counted_scans"] == counter

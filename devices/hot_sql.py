@@ -11,10 +11,11 @@ twin of ``usage.hot_sql``: querysets written with the rules' homes (consumption 
 
 from __future__ import annotations
 
-from django.db.models import Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 
-from devices.models import Device
+from devices.models import Device, SeatShare
 from devices.prepared import Prepared
+from devices.seats import shard_of
 from licenses.models import LicenseItem, Project
 
 DEVICE_FIELDS = ("id", "state", "item_id", "active_until", "offline", "client_type", "origin")
@@ -24,14 +25,22 @@ def _project_queryset(*, license_key: str):
     return Project.objects.filter(Q(license_key=license_key) | Q(previous_license_key=license_key)).order_by("pk")[:1]
 
 
-def _items_queryset(*, project_id: int, device_uuid: str):
+def _items_queryset(*, project_id: int, device_uuid: str, shard: int):
     mine = Device.objects.filter(project_id=project_id, device_uuid=device_uuid)
     fields = {f"_device_{name}": Subquery(mine.values(name)[:1]) for name in DEVICE_FIELDS}
+    # The device's share of each seat item's counter as read (devices.seats.take_seat): a take
+    # it cannot fit goes the exact way at once instead of rolling back first.
+    share = SeatShare.objects.filter(item_id=OuterRef("pk"), shard=shard)
+    fields["_share_room"] = Subquery(share.annotate(room=F("allot") - F("active")).values("room")[:1])
+    fields["_share_ceiling"] = Subquery(share.values("granted_ceiling")[:1])
     return LicenseItem.objects.filter(project_id=project_id).in_consumption_order().annotate(**fields)
 
 
 _PROJECT = Prepared("devices.project_by_key", _project_queryset, license_key="\x00key")
-_ITEMS = Prepared("devices.items_with_device", _items_queryset, project_id=-(2**62), device_uuid="\x00device")
+# (The shard sentinel stays within its small-integer column: Django drops a look-up beyond it.)
+_ITEMS = Prepared(
+    "devices.items_with_device", _items_queryset, project_id=-(2**62), device_uuid="\x00device", shard=32_111
+)
 
 
 def project_by_key(license_key: str) -> Project | None:
@@ -44,7 +53,7 @@ def items_with_device(project: Project, device_uuid: str) -> list[LicenseItem]:
     """``project.items_in_order()``, each item annotated ``_device_<field>`` for the fields of
     ``DEVICE_FIELDS`` of the project's device ``device_uuid`` (None when there is none), and
     its ``project`` set to ``project`` (as the related manager would)."""
-    items = _ITEMS.rows(project_id=project.pk, device_uuid=device_uuid)
+    items = _ITEMS.rows(project_id=project.pk, device_uuid=device_uuid, shard=shard_of(device_uuid))
     for item in items:
         item.project = project
     return items

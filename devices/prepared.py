@@ -101,8 +101,14 @@ class _Compiled:
     def bind(self, values: dict[str, Any]) -> list:
         params = list(self.params)
         for position, name in self.slots:
-            params[position] = param(values[name])
+            value, compiled = param(values[name]), self.params[position]
+            # The backend's own integer wrapper kept (psycopg's Int2 for a small-integer column).
+            params[position] = type(compiled)(value) if _wrapped_int(compiled) else value
         return params
+
+
+def _wrapped_int(value) -> bool:
+    return isinstance(value, int) and type(value) not in (int, bool)
 
 
 def _slots(params, sentinels: dict[str, Any], what: str) -> list[tuple[int, str]]:
@@ -111,7 +117,7 @@ def _slots(params, sentinels: dict[str, Any], what: str) -> list[tuple[int, str]
         (i, name)
         for i, p in enumerate(params)
         for name, value in adapted.items()
-        if type(p) is type(value) and p == value
+        if (type(p) is type(value) or (_wrapped_int(p) and type(value) is int)) and p == value
     ]
     missing = set(sentinels) - {name for _, name in slots}
     if missing:

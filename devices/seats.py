@@ -122,7 +122,9 @@ def take_seat(item: LicenseItem, device: Device | None, *, now: datetime, device
     self_counted = _self_counted(item, device)
     delta = 1 - self_counted
     uuid = device_uuid or (device.device_uuid if device is not None else "")
-    if _FAST.get():
+    room, granted = getattr(item, "_share_room", None), getattr(item, "_share_ceiling", None)
+    read = hasattr(item, "_share_room")  # the authorization's read carries the device's share
+    if _FAST.get() and (not read or (room is not None and room >= delta and granted == ceiling)):
         self_pk, shard = (device.pk if device is not None else 0), shard_of(uuid)
         counter, share, devices = _t(SeatCounter), _t(SeatShare), _t(Device)
         row = _fetchone(

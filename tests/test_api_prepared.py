@@ -26,7 +26,7 @@ def prepared() -> list[str]:
 
 
 def traffic(client) -> tuple[dict, dict]:
-    seats = factories.LicenseItemFactory(quantity=10)
+    seats = factories.LicenseItemFactory(quantity=1000)  # far from its ceiling: seats from shares
     scans = factories.LicenseItemFactory(per_barcode_scan=True, quantity=1000)
     for i in range(3):
         assert authorize(client, seats.project, f"d{i}").status_code == 200
@@ -39,7 +39,7 @@ def test_the_hot_statements_are_prepared_once_per_connection(client):
     connection.close()  # a fresh session: nothing prepared yet
     traffic(client)
     statements = prepared()
-    assert any("devices_seatcounter" in s and s.lstrip().upper().startswith("UPDATE") for s in statements)
+    assert any("devices_seatshare" in s and s.lstrip().upper().startswith("UPDATE") for s in statements)  # the seat
     assert any('FROM "devices_device"' in s and "devices_quotacounter" in s for s in statements)  # the report's read
     assert any(s.lstrip().upper().startswith(("INSERT", "WITH")) and "usage_usagereport" in s for s in statements)
     assert any("devices_quotashard" in s and s.lstrip().upper().startswith("UPDATE") for s in statements)  # the counter

@@ -14,6 +14,7 @@ from django.db.models.expressions import RawSQL
 from devices.hot_sql import _items_queryset, items_with_device, project_by_key
 from devices.models import Decision, Device
 from devices.prepared import Prepared, PreparedInsert, PreparedUpdate, sentinel_datetime
+from devices.seats import shard_of
 from tests import factories
 from tests.factories import NOW
 from usage.sql import param
@@ -70,12 +71,14 @@ def test_the_authorize_reads_give_what_the_orm_gives():
     assert project_by_key(project.license_key) == project
     assert project_by_key("nope") is None
     items = items_with_device(project, "d1")
-    expected = list(_items_queryset(project_id=project.pk, device_uuid="d1"))
+    expected = list(_items_queryset(project_id=project.pk, device_uuid="d1", shard=shard_of("d1")))
     assert [i.pk for i in items] == [i.pk for i in expected] == [later.pk, first.pk]  # position first
     assert all(i._device_id == device.pk and i._device_state == "active" for i in items)
     assert [i.license.expires_at for i in items] == [i.license.expires_at for i in expected]
     assert items[0].project is project
     assert all(i._device_id is None for i in items_with_device(project, "d2"))
+    # The device's share of each seat item as read (none before the item's first seat).
+    assert [(i._share_room, i._share_ceiling) for i in items] == [(None, None), (None, None)]
 
 
 def test_the_statement_is_compiled_once_per_connection():

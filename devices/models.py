@@ -183,8 +183,9 @@ class QuotaCounter(models.Model):
     It lives with the devices because authorization reads it (a scan or page item whose quota is
     spent refuses new devices, SPEC section 4); the usage app writes it.
 
-    Updated with ``F() + n`` inside the transaction that records the report, after locking the
-    item row, so it never loses or doubles a count."""
+    For scans and pages the total is this row plus its shares (``QuotaShard``, ``devices.quota``,
+    which every reader goes through); overuse spent is counted here alone, under the item lock.
+    Written in the transaction that records the report, so it never loses or doubles a count."""
 
     item = models.ForeignKey(LicenseItem, on_delete=models.CASCADE, related_name="counters")
     metric = models.CharField(max_length=32)

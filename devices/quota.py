@@ -204,12 +204,14 @@ def _fold(item_id: int, still: dict[str, int], metrics: list[str], limits: dict[
         )
         exact = {metric: int(used) for metric, used in cursor.fetchall()}
         cursor.execute(
-            f"SELECT metric, used FROM {shard_table} WHERE item_id = %s AND metric IN ({in_metrics})"
-            f" ORDER BY metric, shard{lock}",
+            f"SELECT metric, shard, used, allot, granted_limit, exhausted FROM {shard_table}"
+            f" WHERE item_id = %s AND metric IN ({in_metrics}) ORDER BY metric, shard{lock}",
             [item_id, *metrics],
         )
-        for metric, used in cursor.fetchall():
+        shares: dict[tuple[str, int], tuple[int, int, int, bool]] = {}
+        for metric, k, used, allot, granted_limit, exhausted in cursor.fetchall():
             exact[metric] += int(used)
+            shares[(metric, k)] = (int(used), int(allot), int(granted_limit), bool(exhausted))
         for metric, n in still.items():
             exact[metric] += n
         cursor.execute(
@@ -223,12 +225,18 @@ def _fold(item_id: int, still: dict[str, int], metrics: list[str], limits: dict[
             headroom = limits[metric] - 1 - exact[metric]
             exhausted = exact[metric] >= limits[metric]
             allot = headroom // SHARDS if headroom >= SHARDS else 0
-            rows += [(item_id, metric, k, 0, allot, limits[metric], exhausted) for k in range(SHARDS)]
-        cursor.execute(
-            f"INSERT INTO {shard_table} (item_id, metric, shard, used, allot, granted_limit, exhausted) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-            + " ON CONFLICT (item_id, metric, shard) DO UPDATE SET used = 0, allot = excluded.allot,"
-            " granted_limit = excluded.granted_limit, exhausted = excluded.exhausted",
-            [v for row in rows for v in row],
-        )
+            # Only the shares that change (near the limit every report comes this way: most do not).
+            rows += [
+                (item_id, metric, k, 0, allot, limits[metric], exhausted)
+                for k in range(SHARDS)
+                if shares.get((metric, k)) != (0, allot, limits[metric], exhausted)
+            ]
+        if rows:
+            cursor.execute(
+                f"INSERT INTO {shard_table} (item_id, metric, shard, used, allot, granted_limit, exhausted) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+                + " ON CONFLICT (item_id, metric, shard) DO UPDATE SET used = 0, allot = excluded.allot,"
+                " granted_limit = excluded.granted_limit, exhausted = excluded.exhausted",
+                [v for row in rows for v in row],
+            )
     return exact

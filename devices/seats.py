@@ -149,7 +149,7 @@ def _take_slow(
     waiting on rows another request holds), then decide on the exact count."""
     ensure_counter(item)
     SeatCounter.objects.select_for_update().filter(item_id=item.pk).values_list("active", flat=True).first()
-    _fold(item.pk)
+    grants = _fold(item.pk)
     stale = list(
         Device.objects.filter(item_id=item.pk)
         .ran_out(now)
@@ -169,37 +169,49 @@ def _take_slow(
             project_id=item.project_id, device_uuid=device_uuid, item_id=item.pk, state=Device.ACTIVE
         ).count()
     if seat_refused(item, others):
-        _grant(item, active)
+        _grant(item, active, grants)
         return Take(False, others)
     if delta:
         SeatCounter.objects.filter(item_id=item.pk).update(active=F("active") + delta)
-    _grant(item, active + delta)
+    _grant(item, active + delta, grants)
     return Take(True, others)
 
 
-def _fold(item_id: int) -> None:
+def _fold(item_id: int) -> dict[int, tuple[int, int]]:
     """Every share's active devices onto the counter row (locked by the caller), the shares
-    locked in order and emptied: the counter alone is the exact count until ``_grant``."""
+    locked in order and emptied: the counter alone is the exact count until ``_grant``, which
+    the caller runs before its commit. The shares' grants as they were: shard -> (allot,
+    granted ceiling)."""
     shares = list(
-        SeatShare.objects.select_for_update().filter(item_id=item_id).order_by("shard").values_list("active", flat=True)
+        SeatShare.objects.select_for_update()
+        .filter(item_id=item_id)
+        .order_by("shard")
+        .values_list("shard", "active", "allot", "granted_ceiling")
     )
-    moved = sum(shares)
-    if shares:
-        SeatShare.objects.filter(item_id=item_id).update(active=0, allot=0)
-    if moved:
-        SeatCounter.objects.filter(item_id=item_id).update(active=F("active") + moved)
+    if any(active for _, active, _, _ in shares):
+        moved = sum(active for _, active, _, _ in shares)
+        SeatShare.objects.filter(item_id=item_id).exclude(active=0).update(active=0)
+        if moved:
+            SeatCounter.objects.filter(item_id=item_id).update(active=F("active") + moved)
+    return {k: (allot, granted) for k, _, allot, granted in shares}
 
 
-def _grant(item: LicenseItem, active: int) -> None:
+def _grant(item: LicenseItem, active: int, grants: dict[int, tuple[int, int]]) -> None:
     """Seats below the ceiling for the shares, split evenly (none once fewer than SHARDS are
-    left: then every new device goes the exact way, one at a time)."""
+    left: then every new device goes the exact way, one at a time); only the shares whose grant
+    changes are written (near the ceiling every new device comes this way)."""
     ceiling = item.seat_ceiling
     room = ceiling - active
     allot = room // SHARDS if room >= SHARDS else 0
-    rows = [SeatShare(item_id=item.pk, shard=k, active=0, allot=allot, granted_ceiling=ceiling) for k in range(SHARDS)]
-    SeatShare.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["item", "shard"], update_fields=["allot", "granted_ceiling"]
-    )
+    rows = [
+        SeatShare(item_id=item.pk, shard=k, active=0, allot=allot, granted_ceiling=ceiling)
+        for k in range(SHARDS)
+        if grants.get(k) != (allot, ceiling)
+    ]
+    if rows:
+        SeatShare.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["item", "shard"], update_fields=["allot", "granted_ceiling"]
+        )
 
 
 def seat_refused(item: LicenseItem, others: int) -> bool:
@@ -276,7 +288,8 @@ def recount(*, fix: bool = True) -> list[tuple[int, int, int]]:
         for item_id, _, _ in wrong:
             with transaction.atomic():
                 SeatCounter.objects.select_for_update().filter(item_id=item_id).first()
-                _fold(item_id)  # the shares emptied, none granted: the next seat is taken exactly
+                _fold(item_id)  # the shares emptied and, below, none granted: the next seat is taken exactly
+                SeatShare.objects.filter(item_id=item_id).exclude(allot=0).update(allot=0)
                 n = Device.objects.filter(item_id=item_id, state=Device.ACTIVE).count()
                 SeatCounter.objects.filter(item_id=item_id).update(active=n)
     return wrong

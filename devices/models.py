@@ -30,36 +30,9 @@ def ran_out_sql(alias: str) -> str:
     return f"({alias}.state = '{Device.ACTIVE}' AND NOT {alias}.active_until > %s)"
 
 
-# The portal's device search: one text per device, its searched columns joined by a line feed
-# (a query never holds one: the portal strips control characters), so ``search_text()
-# __icontains`` is one condition served by one trigram index on PostgreSQL (the expression
-# Django compiles it to, devices/migrations/0008) instead of four ORed scans.
+# The columns the device search looks in (devices.search: the one home of its meaning; their
+# joined text is kept in ``DeviceSearch``).
 SEARCHED_COLUMNS = ("device_uuid", "device_name", "origin", "platform")
-
-
-class SearchText(models.Func):
-    template = "(%(expressions)s)"
-    arg_joiner = " || '\n' || "
-    output_field = models.TextField()
-
-
-def search_text() -> SearchText:
-    return SearchText(*(models.F(column) for column in SEARCHED_COLUMNS))
-
-
-def containing(queryset, q: str, columns: tuple[str, ...] = SEARCHED_COLUMNS):
-    """The devices of ``queryset`` one of whose ``columns`` (some of ``SEARCHED_COLUMNS``)
-    contains ``q``, case-insensitively: ``search_text()`` contains ``q`` whenever one of them
-    does, so its one trigram index finds the candidates, and the columns asked for are then
-    checked one by one (the admin API searches uuid, name and origin, not platform; a ``q``
-    holding a line feed could match across two columns of the joined text)."""
-    candidates = queryset.alias(search=search_text()).filter(search__icontains=q)
-    if set(columns) == set(SEARCHED_COLUMNS) and "\n" not in q:
-        return candidates
-    any_column = models.Q()
-    for column in columns:
-        any_column |= models.Q(**{f"{column}__icontains": q})
-    return candidates.filter(any_column)
 
 
 class DeviceQuerySet(models.QuerySet):
@@ -132,6 +105,22 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return self.device_uuid
+
+
+class DeviceSearch(models.Model):
+    """The searched text of one device: its ``SEARCHED_COLUMNS`` joined by a line feed, written
+    only by the database's triggers on the device table (devices.search.install) when a device is
+    created, deleted or one of those columns changes, so the usage refresh of a device (every
+    report) writes no trigram index. No foreign key in the database: the delete trigger removes
+    the row with its device, and Django never deletes it by itself (``DO_NOTHING``)."""
+
+    device = models.OneToOneField(
+        Device, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class Decision(models.Model):

@@ -4,7 +4,8 @@ Django's ``Paginator`` runs ``COUNT(*)`` over the whole filtered list on every p
 of 100,000 devices that count costs more than the page. ``CappedPaginator`` reads the page (one
 row more, to know whether a next page exists) and counts at most ``cap`` + 1 rows: past the cap
 the page says "more than" (``more``), and any page number can still be opened. A page runs the
-same two queries whatever the size of the list (tests/test_portal_queries.py)."""
+same two queries whatever the size of the list (tests/test_portal_queries.py), and the last
+page only the first: its rows say how long the list is."""
 
 from __future__ import annotations
 
@@ -71,6 +72,12 @@ class CappedPaginator(Paginator):
         rows = rows[: self.per_page]
         if not rows and number > 1:
             raise EmptyPage("That page contains no results")
+        if not has_next and "count" not in self.__dict__:
+            # The last page: the list's length is known without counting (a search that
+            # fits on one page runs one query, not two).
+            n = bottom + len(rows)
+            self.more = n > self.cap
+            self.__dict__["count"] = min(n, self.cap)
         return CappedPage(rows, number, self, has_next=has_next)
 
     def get_page(self, number: Any) -> CappedPage:

@@ -11,11 +11,14 @@ from tests import factories
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database comes from the models (``--nomigrations``): on PostgreSQL its usage
     reports and counts are partitioned as migration 0009 does, with the months around
-    ``factories.NOW`` (usage.partitions)."""
+    ``factories.NOW`` (usage.partitions), and the device search's triggers are installed as
+    migration devices 0015 does (devices.search)."""
+    from devices import search
     from usage.partitions import partition_tables
 
     with django_db_blocker.unblock():
         partition_tables(now=factories.NOW)
+        search.install()
 
 
 @pytest.fixture

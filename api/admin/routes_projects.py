@@ -17,9 +17,10 @@ from api.admin.pagination import page, page_list
 from api.admin.schemas import ERRORS, WRITE_ERRORS, OrderRequest, Page, ProtectionRequest, RotateKeyRequest
 from devices import services as device_services
 from devices import verdicts
-from devices.models import OVERUSE_SPENT, Decision, Device, containing
+from devices.models import OVERUSE_SPENT, Decision, Device
 from devices.outcomes import CODE_NAMES
 from devices.protection import ProtectionError, protection_state, set_protection
+from devices.search import containing
 from licenses import rules
 from licenses.clock import rfc3339
 from licenses.keys import rotate_key

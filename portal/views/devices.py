@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from devices.models import Decision, Device, ReleaseBatch, containing, holding_seat_q
+from devices.models import Decision, Device, ReleaseBatch, holding_seat_q
+from devices.search import containing
 from portal.access import can_change, check_access, get_project_for
 from portal.bulk import MAX_BULK, holds_seat, idle_devices, open_batches, record_batch, release_idle, undo_batch
 from portal.display import shown
@@ -75,9 +76,9 @@ def device_list(request: HttpRequest, pk: int) -> HttpResponse:
     filters = {"q": "", "state": "", "kind": ""}
     if form.is_valid():
         filters.update(form.cleaned_data)
-    # Control characters never match (search_text joins the columns with a line feed).
+    # Control characters never match (devices.search joins the columns with a line feed).
     q = "".join(c for c in filters["q"] if c.isprintable()).strip()
-    if q:  # uuid, name, origin or platform contains it: one trigram index scan (devices.models.search_text)
+    if q:  # uuid, name, origin or platform contains it: one trigram index scan (devices.search)
         devices = containing(devices, q)
     if filters["state"]:
         devices = devices.filter(_state_q(filters["state"], now))

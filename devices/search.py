@@ -12,15 +12,16 @@ never a HOT update and used to write an entry for each of the row's trigrams int
 pending list, which every search then scanned (docs/benchmarks.md, "Device search").
 
 - ``containing``: the one home of the search's meaning, used by both searches.
-- ``install``: the triggers (PostgreSQL and SQLite), the trigram index (PostgreSQL) and the text
-  of the devices already there; run by migration devices 0015 and, for the test database built
-  from the models, by ``tests/conftest.py``. Idempotent.
+- ``install``: the triggers (PostgreSQL and SQLite), the text of the devices already there and
+  the trigram index (PostgreSQL); run by migration devices 0015 (online: the device API keeps
+  answering) and, for the test database built from the models, by ``tests/conftest.py``.
+  Idempotent.
 """
 
 from __future__ import annotations
 
 from django.db import connection as default_connection
-from django.db import models
+from django.db import models, transaction
 
 from devices.models import SEARCHED_COLUMNS, Device, DeviceSearch
 
@@ -55,8 +56,8 @@ def _changed(vendor: str) -> str:
     return " OR ".join(f"OLD.{column} {distinct} NEW.{column}" for column in SEARCHED_COLUMNS)
 
 
-def statements(vendor: str) -> list[str]:
-    """The SQL that installs the triggers (and, on PostgreSQL, the trigram index) for ``vendor``."""
+def trigger_statements(vendor: str) -> list[str]:
+    """The SQL that installs the triggers for ``vendor`` (and pg_trgm on PostgreSQL)."""
     devices, search = Device._meta.db_table, DeviceSearch._meta.db_table
     columns = ", ".join(SEARCHED_COLUMNS)
     if vendor == "postgresql":
@@ -79,8 +80,6 @@ END $$""",
             f"FOR EACH ROW WHEN ({_changed(vendor)}) EXECUTE FUNCTION {FUNCTION}()",
             f"DROP TRIGGER IF EXISTS device_search_delete ON {devices}",
             f"CREATE TRIGGER device_search_delete AFTER DELETE ON {devices} FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()",
-            # The expression Django compiles ``text__icontains`` to: UPPER("text"::text).
-            f"CREATE INDEX IF NOT EXISTS {INDEX} ON {search} USING gin ((UPPER(text)) gin_trgm_ops)",
         ]
     if vendor == "sqlite":
         write = f"INSERT OR REPLACE INTO {search} (device_id, text) VALUES (NEW.id, {_joined('NEW', vendor)});"
@@ -95,22 +94,56 @@ END $$""",
     raise NotImplementedError(f"no device search triggers for {vendor}")
 
 
+def index_sql(vendor: str, *, concurrently: bool = False) -> str | None:
+    """The trigram index (PostgreSQL; SQLite scans): on the expression Django compiles
+    ``text__icontains`` to, ``UPPER("text"::text)``."""
+    if vendor != "postgresql":
+        return None
+    how = " CONCURRENTLY" if concurrently else ""
+    table = DeviceSearch._meta.db_table
+    return f"CREATE INDEX{how} IF NOT EXISTS {INDEX} ON {table} USING gin ((UPPER(text)) gin_trgm_ops)"
+
+
 def backfill_sql(vendor: str) -> str:
-    """The text of every device that has none yet (devices made before the triggers)."""
+    """The text of every device that has none yet (devices made before the triggers). Safe
+    beside the triggers: a row they wrote first is kept (a device renamed meanwhile keeps its
+    new text), and one this writes first is overwritten by any later change's trigger."""
     devices, search = Device._meta.db_table, DeviceSearch._meta.db_table
+    insert, keep = (
+        ("INSERT", " ON CONFLICT (device_id) DO NOTHING") if vendor == "postgresql" else ("INSERT OR IGNORE", "")
+    )
     return (
-        f"INSERT INTO {search} (device_id, text) SELECT d.id, {_joined('d', vendor)} FROM {devices} d "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {search} s WHERE s.device_id = d.id)"
+        f"{insert} INTO {search} (device_id, text) SELECT d.id, {_joined('d', vendor)} FROM {devices} d "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {search} s WHERE s.device_id = d.id){keep}"
     )
 
 
-def install(connection=None) -> None:
-    """Installs the triggers and the index and fills in the text of the devices already there."""
+def install(connection=None, *, online: bool = False) -> None:
+    """Installs the triggers, fills in the text of the devices already there and builds the
+    index. ``online`` (migration devices 0015, outside a transaction, PostgreSQL): the triggers
+    in a transaction of their own, the only step that blocks writes to the device table (for
+    as long as it takes to create three triggers), then the backfill, which only reads the
+    devices, then ``CREATE INDEX CONCURRENTLY``; so the device API keeps answering while a
+    fleet of a million devices is migrated. Otherwise all in the caller's transaction."""
     connection = connection or default_connection
-    with connection.cursor() as cursor:
-        for sql in statements(connection.vendor):
+    vendor = connection.vendor
+    index = index_sql(vendor, concurrently=online)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        for sql in trigger_statements(vendor):
             cursor.execute(sql)
-        cursor.execute(backfill_sql(connection.vendor))
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(backfill_sql(vendor))
+    if index:
+        with connection.cursor() as cursor:
+            if online:  # an interrupted CONCURRENTLY build leaves an invalid index behind
+                cursor.execute(
+                    "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+                    [INDEX],
+                )
+                row = cursor.fetchone()
+                if row and row[0]:
+                    cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+            cursor.execute(index)
 
 
 def uninstall(connection=None) -> None:

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_migrations_model_move import run_on, scratch_database
+from tests.test_migrations_model_move import migrated_to, run_in_scratch_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
-SCRIPT = r"""
-import json
-
-import django
-
-django.setup()
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-
-executor = MigrationExecutor(connection)
-BEFORE = ("devices", "0014_seat_share")
-executor.migrate([BEFORE if app == "devices" else (app, name) for app, name in executor.loader.graph.leaf_nodes()])
-
+SCRIPT = (
+    migrated_to("devices", "0014_seat_share")
+    + r"""
 from devices.models import Device
 from tests import factories  # the device model is 0014's: only DeviceSearch is new
 
@@ -76,15 +66,11 @@ with connection.cursor() as cursor:
         out["back_triggers"] = [name for (name,) in cursor.fetchall()]
 print(json.dumps(out))
 """
+)
 
 
-def test_the_fleet_gets_its_search_text_triggers_and_index(tmp_path, monkeypatch):
-    monkeypatch.setattr("tests.test_migrations_model_move.SCRIPT", SCRIPT)
-    url, drop = scratch_database(tmp_path)
-    try:
-        out = run_on(url)
-    finally:
-        drop()
+def test_the_fleet_gets_its_search_text_triggers_and_index(tmp_path):
+    out = run_in_scratch_database(tmp_path, SCRIPT)
     ids = out["ids"]
     assert {int(k) for k in out["texts"]} == set(ids)
     assert out["texts"][str(ids[1])] == "fleet-1\nKiosk 1\n\nandroid"  # uuid, name, origin, platform

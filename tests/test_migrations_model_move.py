@@ -85,12 +85,31 @@ print(json.dumps({
 """
 
 
-def run_on(url: str) -> dict:
+def migrated_to(app: str, migration: str) -> str:
+    """The start of a ``run_on`` script: Django set up, ``executor`` a MigrationExecutor, and the
+    scratch database migrated to every app's latest migration but ``app``'s, at ``migration``
+    (``BEFORE``); the rest of the script adds its rows, migrates forward and prints its JSON."""
+    return f"""
+import json
+
+import django
+
+django.setup()
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+executor = MigrationExecutor(connection)
+BEFORE = ({app!r}, {migration!r})
+executor.migrate([BEFORE if app == BEFORE[0] else (app, name) for app, name in executor.loader.graph.leaf_nodes()])
+"""
+
+
+def run_on(url: str, script: str | None = None) -> dict:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "DATABASE_URL": url}
     env.pop("DJANGO_ENV", None)
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, cwd=root, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script or SCRIPT], env=env, cwd=root, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -115,6 +134,15 @@ def scratch_database(tmp_path):
 
     password = f":{s['PASSWORD']}" if s["PASSWORD"] else ""
     return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{name}", drop
+
+
+def run_in_scratch_database(tmp_path, script: str) -> dict:
+    """``script`` run on a scratch database (``scratch_database``, dropped afterwards): its JSON."""
+    url, drop = scratch_database(tmp_path)
+    try:
+        return run_on(url, script)
+    finally:
+        drop()
 
 
 def test_tokens_endpoints_and_deliveries_keep_their_rows_across_the_move(tmp_path):

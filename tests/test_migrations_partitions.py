@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_migrations_model_move import run_on, scratch_database
+from tests.test_migrations_model_move import migrated_to, run_in_scratch_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
-SCRIPT = r"""
-import json
+SCRIPT = (
+    migrated_to("usage", "0008_webhookdelivery_webhookattempt_from_api")
+    + r"""
 from datetime import UTC, datetime
-
-import django
-
-django.setup()
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-
-executor = MigrationExecutor(connection)
-BEFORE = ("usage", "0008_webhookdelivery_webhookattempt_from_api")
-executor.migrate([BEFORE if app == "usage" else (app, name) for app, name in executor.loader.graph.leaf_nodes()])
 
 from tests import factories  # the models of today: every other app is at its latest migration
 
@@ -69,15 +60,11 @@ print(json.dumps({
     "kinds": kinds, "constraints": constraints, "back": back,
 }))
 """
+)
 
 
-def test_the_reports_and_counts_keep_their_rows_and_ids_in_their_months(postgres_only, tmp_path, monkeypatch):
-    monkeypatch.setattr("tests.test_migrations_model_move.SCRIPT", SCRIPT)
-    url, drop = scratch_database(tmp_path)
-    try:
-        out = run_on(url)
-    finally:
-        drop()
+def test_the_reports_and_counts_keep_their_rows_and_ids_in_their_months(postgres_only, tmp_path):
+    out = run_in_scratch_database(tmp_path, SCRIPT)
     assert out["reports"] == [
         ["usage_usagereport_p2025_09", 1],
         ["usage_usagereport_p2026_05", 2],

@@ -9,11 +9,11 @@ database triggers on the device table only when a device is created, deleted or 
 searched columns changes. The device row itself carries no trigram index: every usage report
 refreshes ``last_seen_at`` and ``active_until``, columns other indexes hold, so the refresh is
 never a HOT update and used to write an entry for each of the row's trigrams into the GIN index's
-pending list, which every search then scanned (docs/benchmarks.md, "Device search").
+pending list, which every search then scanned (docs/benchmarks.md, "Pages and exports").
 
 - ``containing``: the one home of the search's meaning, used by both searches.
 - ``install``: the triggers (PostgreSQL and SQLite), the text of the devices already there and
-  the trigram index (PostgreSQL); run by migration devices 0015 (online: the device API keeps
+  the trigram index (PostgreSQL); run by migration devices 0016 (online: the device API keeps
   answering) and, for the test database built from the models, by ``tests/conftest.py``.
   Idempotent.
 """
@@ -56,6 +56,12 @@ def _changed(vendor: str) -> str:
     return " OR ".join(f"OLD.{column} {distinct} NEW.{column}" for column in SEARCHED_COLUMNS)
 
 
+def drop_statements(vendor: str) -> list[str]:
+    """The SQL that drops the triggers (``trigger_statements`` runs it first, ``uninstall`` too)."""
+    on = f" ON {Device._meta.db_table}" if vendor == "postgresql" else ""
+    return [f"DROP TRIGGER IF EXISTS {name}{on}" for name in TRIGGERS]
+
+
 def trigger_statements(vendor: str) -> list[str]:
     """The SQL that installs the triggers for ``vendor`` (and pg_trgm on PostgreSQL)."""
     devices, search = Device._meta.db_table, DeviceSearch._meta.db_table
@@ -73,18 +79,16 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$""",
-            f"DROP TRIGGER IF EXISTS device_search_insert ON {devices}",
+            *drop_statements(vendor),
             f"CREATE TRIGGER device_search_insert AFTER INSERT ON {devices} FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()",
-            f"DROP TRIGGER IF EXISTS device_search_update ON {devices}",
             f"CREATE TRIGGER device_search_update AFTER UPDATE OF {columns} ON {devices} "
             f"FOR EACH ROW WHEN ({_changed(vendor)}) EXECUTE FUNCTION {FUNCTION}()",
-            f"DROP TRIGGER IF EXISTS device_search_delete ON {devices}",
             f"CREATE TRIGGER device_search_delete AFTER DELETE ON {devices} FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()",
         ]
     if vendor == "sqlite":
         write = f"INSERT OR REPLACE INTO {search} (device_id, text) VALUES (NEW.id, {_joined('NEW', vendor)});"
         return [
-            *(f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS),
+            *drop_statements(vendor),
             f"CREATE TRIGGER device_search_insert AFTER INSERT ON {devices} BEGIN {write} END",
             f"CREATE TRIGGER device_search_update AFTER UPDATE OF {columns} ON {devices} "
             f"WHEN {_changed(vendor)} BEGIN {write} END",
@@ -120,7 +124,7 @@ def backfill_sql(vendor: str) -> str:
 
 def install(connection=None, *, online: bool = False) -> None:
     """Installs the triggers, fills in the text of the devices already there and builds the
-    index. ``online`` (migration devices 0015, outside a transaction, PostgreSQL): the triggers
+    index. ``online`` (migration devices 0016, outside a transaction, PostgreSQL): the triggers
     in a transaction of their own, the only step that blocks writes to the device table (for
     as long as it takes to create three triggers), then the backfill, which only reads the
     devices, then ``CREATE INDEX CONCURRENTLY``; so the device API keeps answering while a
@@ -148,12 +152,8 @@ def install(connection=None, *, online: bool = False) -> None:
 
 def uninstall(connection=None) -> None:
     connection = connection or default_connection
-    devices = Device._meta.db_table
     with connection.cursor() as cursor:
+        for sql in drop_statements(connection.vendor):
+            cursor.execute(sql)
         if connection.vendor == "postgresql":
-            for name in TRIGGERS:
-                cursor.execute(f"DROP TRIGGER IF EXISTS {name} ON {devices}")
             cursor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
-        else:
-            for name in TRIGGERS:
-                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")

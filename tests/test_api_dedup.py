@@ -95,6 +95,32 @@ def test_the_interval_is_the_items(client):
 
 
 @pytest.mark.django_db
+def test_the_stored_memory_is_the_rules_last_whatever_the_order_of_reports(client):
+    """What the server stores (usage.hot_sql.remember_sightings merges each key's latest time in
+    a report with the stored one) is what the rule's ``last`` says after the same reports, an
+    out-of-order one included; and the counts are the rule's, report by report."""
+    item = factories.LicenseItemFactory(per_barcode_scan=True, dedup_interval_ms=3000)
+    authorize(client, item.project)
+    reports = [
+        [s(T0, 1), s(T0 + 100, 4), s(T0, 1, "Z")],
+        [s(T0 + 9000, 300, "Z"), s(T0 + 2000, 60)],
+        [s(T0 + 500, 20), s(T0 + 400, 15, "Y")],  # arrives late: older than what is stored for ABC
+        [s(T0 + 20_000, 600), s(T0 + 20_000, 600, "Y"), s(T0 + 20_001, 601)],
+    ]
+    memory: dict[str, int] = {}  # the rule's memory: every key's last, across the reports
+    for i, sightings in enumerate(reports):
+        expected, last = count_sightings(sightings, interval_ms=3000, memory=memory)
+        memory = {**memory, **last}
+        answer = report(client, item.project, report_id=f"o{i}", sightings=sightings_body(*sightings)).json()
+        assert answer["counted"]["barcode_scans"] == expected, (i, answer)
+        assert memory_rows() == memory, i
+
+
+def memory_rows() -> dict[str, int]:
+    return dict(SightingMemory.objects.filter(device__device_uuid="dev-1").values_list("key", "last_ts_ms"))
+
+
+@pytest.mark.django_db
 def test_a_duplicate_report_does_not_touch_the_memory(client):
     item = factories.LicenseItemFactory(per_barcode_scan=True)
     authorize(client, item.project)

@@ -119,3 +119,23 @@ def test_a_replayed_report_reads_once_and_writes_nothing(client):
     response, sql = statements(lambda: report(client, item.project, "u1", "r1", barcode_scans=2))
     assert response.json() == {**first, "status": "duplicate"}
     assert writes(sql) == [] and len(sql) <= 2, sql
+
+
+def test_a_report_with_sightings_adds_one_statement_for_the_dedup_memory(client):
+    """The dedup memory of a device is read and merged in one statement on PostgreSQL
+    (usage.hot_sql.remember_sightings), whatever the number of sightings; SQLite reads and
+    upserts apart."""
+    item = factories.LicenseItemFactory(per_barcode_scan=True, quantity=100_000)
+    authorize(client, item.project, "u1")
+    report(client, item.project, "u1", "warm", slot=SLOT - timedelta(minutes=3), barcode_scans=1)
+    sightings = [{"ts_ms": 1_795_800_240_000 + i, "frame": i, "format": "QR_CODE", "text": f"T{i}"} for i in range(300)]
+    response, sql = statements(lambda: report(client, item.project, "u1", "r1", sightings=sightings))
+    body = response.json()
+    assert response.status_code == 200 and body["counted"]["barcode_scans"] == 300, body
+    memory = [s for s in sql if "usage_sightingmemory" in s]
+    if connection.vendor == "postgresql":
+        assert len(memory) == 1 and len(sql) <= USAGE_MAX + 1, sql
+    else:
+        # 300 keys: two batches of each (usage.hot_sql._SQLITE_BATCH), and the count row and device day
+        assert len(memory) == 4 and len(sql) <= USAGE_MAX + 2 + 4, sql
+    assert one_transaction()

@@ -17,9 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from usage.models import SightingMemory
-
-_BATCH = 500  # keys per query: well under SQLite's bound-parameter limit
+from usage.hot_sql import remember_sightings
 
 
 @dataclass(frozen=True)
@@ -59,25 +57,15 @@ def count_sightings(
 
 
 def dedup_sightings(*, device, sightings: list[Sighting], interval_ms: int, now: datetime) -> int:
-    """Count the sightings of one report against the device's memory and store the new memory.
+    """Count the sightings of one report against the device's memory (``SightingMemory``) and
+    store the new memory, in one statement on PostgreSQL (``usage.hot_sql.remember_sightings``).
 
-    The caller holds the device's row lock (one report of a device at a time)."""
+    The memory stored is what ``count_sightings`` says: ``last`` of a key is the latest time it
+    was seen, in this report or before, so the statement stores each key's latest time in this
+    report (the rule run without memory) and keeps the later of it and the stored one. The
+    caller holds the device's row lock (one report of a device at a time)."""
     if not sightings:
         return 0
-    keys = sorted({sighting_key(s.format, s.text) for s in sightings})
-    memory: dict[str, int] = {}
-    for i in range(0, len(keys), _BATCH):
-        rows = SightingMemory.objects.filter(device=device, key__in=keys[i : i + _BATCH]).values_list(
-            "key", "last_ts_ms"
-        )
-        memory.update(rows)
-    counted, last = count_sightings(sightings, interval_ms=interval_ms, memory=memory)
-    # Every touched key is written: its latest time, and updated_at for retention.
-    SightingMemory.objects.bulk_create(
-        [SightingMemory(device=device, key=key, last_ts_ms=ts, updated_at=now) for key, ts in last.items()],
-        batch_size=_BATCH,
-        update_conflicts=True,
-        unique_fields=["device", "key"],
-        update_fields=["last_ts_ms", "updated_at"],
-    )
-    return counted
+    _, seen = count_sightings(sightings, interval_ms=interval_ms, memory={})
+    memory = remember_sightings(device.pk, seen, now=now)
+    return count_sightings(sightings, interval_ms=interval_ms, memory=memory)[0]

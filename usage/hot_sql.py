@@ -8,6 +8,9 @@ where it saves statements or Python time over the ORM; the rules stay in their h
   (``DeviceUsageDay``): one statement on PostgreSQL (data-modifying CTEs), three on SQLite. A second report with the same
   ``(device, report_id)``, in any slot, inserts nothing and raises ``ReportIdTaken`` (the
   caller's transaction rolls back).
+- ``remember_sightings``: the device's dedup memory of the keys a report saw, read and merged
+  with what it saw (``usage.dedup``): one statement on PostgreSQL (a data-modifying CTE), two on
+  SQLite.
 - ``add_to_counters``: ``used += n`` for every metric of the report in one conditional UPDATE of
   the device's share of the item's counters (``devices.quota``): the last statement before
   commit, so a share of the counter is held from there to the commit only.
@@ -29,7 +32,7 @@ from devices.context import client_address
 from devices.models import Device, QuotaCounter
 from devices.prepared import Prepared, PreparedUpdate, hot_cursor, sentinel_datetime
 from devices.seats import held_seats_sql
-from usage.models import DeviceUsageDay, UsageCount, UsageReport
+from usage.models import DeviceUsageDay, SightingMemory, UsageCount, UsageReport
 from usage.sql import param, table
 
 
@@ -198,6 +201,55 @@ def insert_report(
                 [v for m, n in metrics for v in (device_id, item_id, utc_day.isoformat(), m, n)],
             )
         return pk
+
+
+_SQLITE_BATCH = 240  # memory rows per statement on SQLite: 4 parameters each, under its limit of 999
+
+
+def remember_sightings(device_id: int, seen: dict[str, int], *, now: datetime) -> dict[str, int]:
+    """The device's dedup memory of the keys in ``seen`` as it was (key -> latest ``ts_ms``), and
+    ``seen`` (key -> the latest ``ts_ms`` this report saw it) merged into it: each key keeps the
+    later of the two times, ``updated_at`` = ``now`` (its retention, ``usage.jobs``). The caller
+    holds the device's row lock, so no other report of the device writes these rows meanwhile.
+
+    PostgreSQL: one prepared statement, whatever the number of keys; the read and the upsert
+    share its snapshot, so the read is the memory before the merge."""
+    memory = table(SightingMemory)
+    keys = sorted(seen)
+    times = [seen[k] for k in keys]
+    with hot_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""WITH old AS (
+                    SELECT key, last_ts_ms FROM {memory} WHERE device_id = %s AND key = ANY(%s::varchar[])
+                ), merged AS (
+                    INSERT INTO {memory} (device_id, key, last_ts_ms, updated_at)
+                    SELECT %s, s.key, s.ts, %s FROM unnest(%s::varchar[], %s::bigint[]) AS s (key, ts)
+                    ON CONFLICT (device_id, key) DO UPDATE
+                    SET last_ts_ms = GREATEST({memory}.last_ts_ms, excluded.last_ts_ms), updated_at = excluded.updated_at
+                ) SELECT key, last_ts_ms FROM old""",
+                [device_id, keys, device_id, now, keys, times],
+            )
+            return dict(cursor.fetchall())
+        before: dict[str, int] = {}
+        stamp = param(now)
+        for i in range(0, len(keys), _SQLITE_BATCH):
+            batch = keys[i : i + _SQLITE_BATCH]
+            cursor.execute(
+                f"SELECT key, last_ts_ms FROM {memory} WHERE device_id = %s AND key IN ({', '.join(['%s'] * len(batch))})",
+                [device_id, *batch],
+            )
+            before.update(cursor.fetchall())
+        for i in range(0, len(keys), _SQLITE_BATCH):
+            batch = keys[i : i + _SQLITE_BATCH]
+            cursor.execute(
+                f"INSERT INTO {memory} (device_id, key, last_ts_ms, updated_at) VALUES "
+                + ", ".join(["(%s, %s, %s, %s)"] * len(batch))
+                + " ON CONFLICT (device_id, key) DO UPDATE"
+                " SET last_ts_ms = max(last_ts_ms, excluded.last_ts_ms), updated_at = excluded.updated_at",
+                [v for k in batch for v in (device_id, k, seen[k], stamp)],
+            )
+        return before
 
 
 class ReportIdTaken(IntegrityError):

@@ -4,8 +4,8 @@ Fixed windows counted in the Django cache (Redis when REDIS_URL is set, so every
 shares the counts; the local-memory cache otherwise). Each window has its own key, named by the
 window number, created with ``cache.add`` (atomic: only the first request of a window creates it)
 and counted with ``cache.incr`` (atomic in the local-memory cache); in Redis both windows of a
-request are created and counted in one round trip (``_count_all``: ``SET NX EX`` and ``INCR`` in
-one ``MULTI``). The key expires shortly after its window ends, so nothing needs cleaning up.
+request are created and counted in one round trip (``_count_all``: a script of ``SET NX EX`` and
+``INCR`` per key). The key expires shortly after its window ends, so nothing needs cleaning up.
 
 The limits fail soft: when the cache raises (Redis down, or slower than its socket timeouts),
 the request is counted in this process's own memory instead (the limit then holds per process,
@@ -22,6 +22,7 @@ import math
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -79,21 +80,40 @@ def _count_in_cache(key: str, timeout: int) -> int:
         return 1
 
 
+# Both windows of a request in one Redis command: per key ``SET key 0 EX timeout NX`` then
+# ``INCR key``. A script runs atomically, so a key is never incremented without its expiry.
+_COUNT_SCRIPT = """local counts = {}
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, 0, 'EX', ARGV[i], 'NX')
+  counts[i] = redis.call('INCR', key)
+end
+return counts"""
+_scripts: list = []  # redis-py's Script (its SHA1), made with the first client
+# The write client of each Redis cache backend (Django makes a backend per thread): Django's
+# ``get_client`` builds a new redis-py client on every call, 0.1 ms of CPU; this one shares the
+# backend's connection pool, which reconnects after a failure by itself.
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _count_all(keys: list[tuple[str, int]]) -> list[int]:
     """Count one request in each ``(key, timeout)`` window. In Redis one round trip for all of
-    them: a ``MULTI`` of ``SET key 0 EX timeout NX`` and ``INCR key`` per key (atomic, so a key
-    is never incremented without its expiry), where ``cache.add`` and ``cache.incr`` took three
-    round trips per key (``incr`` checks that the key exists first). The keys and the stored
-    integers are the cache's own (``make_and_validate_key``; Django stores an int as is)."""
+    them: ``_COUNT_SCRIPT`` by its SHA1 (``EVALSHA``; redis-py loads it again if the server has
+    forgotten it), where ``cache.add`` and ``cache.incr`` took three round trips per key
+    (``incr`` checks that the key exists first). A ``MULTI`` pipeline of the same commands, on a
+    client made anew each time, cost 0.45-0.50 ms of this process's CPU a request, the script
+    0.16-0.17 ms (docs/benchmarks.md,
+    "Web CPU per request"). The keys and the stored integers are the cache's own
+    (``make_and_validate_key``; Django stores an int as is)."""
     backend = caches[DEFAULT_CACHE_ALIAS]
     if not isinstance(backend, RedisCache):
         return [_count_in_cache(key, timeout) for key, timeout in keys]
-    pipe = backend._cache.get_client(write=True).pipeline(transaction=True)
-    for key, timeout in keys:
-        name = backend.make_and_validate_key(key)
-        pipe.set(name, 0, ex=timeout, nx=True)
-        pipe.incr(name)
-    return [int(n) for n in pipe.execute()[1::2]]
+    client = _clients.get(backend._cache)
+    if client is None:
+        client = _clients[backend._cache] = backend._cache.get_client(write=True)
+    if not _scripts:
+        _scripts.append(client.register_script(_COUNT_SCRIPT))
+    names = [backend.make_and_validate_key(key) for key, _ in keys]
+    return [int(n) for n in _scripts[0](keys=names, args=[timeout for _, timeout in keys], client=client)]
 
 
 class _LocalCounts:

@@ -176,3 +176,21 @@ def test_in_redis_both_windows_of_a_request_cost_one_round_trip(fresh_cache, mon
 
     key, _, _ = _window("dev", "K\x00d1", Rate(60, 60), T0)
     assert cache.get(key) == 4  # the cache's own key and value: cache.get and cache.incr still read it
+
+
+@override_settings(API_RATE_LIMIT="3/m", API_RATE_LIMIT_ADDRESS="0")
+def test_in_redis_the_count_survives_the_server_forgetting_its_script(fresh_cache):
+    """The windows are counted by a script called by its SHA1 (api.ratelimit._COUNT_SCRIPT): a
+    Redis restarted or flushed no longer knows it, and the next request loads it again and
+    counts on, instead of failing soft."""
+    if fresh_cache != "redis":
+        pytest.skip("Redis only")
+    import redis
+
+    from api.ratelimit import degradation
+
+    assert hit(2) == [None, None]
+    redis.Redis.from_url(REDIS_URL).script_flush()
+    errors = degradation["errors"]
+    assert hit(2) == [None, 60 - int(T0) % 60]
+    assert degradation["errors"] == errors

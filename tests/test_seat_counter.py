@@ -75,3 +75,57 @@ def test_repair_seat_counts_finds_and_fixes_a_drifted_counter(client):
     assert json.loads(out.getvalue())["wrong"] == [{"item": item.pk, "counter": 4, "active_devices": 1}]
     assert counter(item) == 1
     call_command("repair_seat_counts", "--check", stdout=io.StringIO())  # now right: no error
+
+
+def test_an_item_with_a_counter_is_not_counted_again(client):
+    """Every refusal at the ceiling ensures the item's counter (devices.seats.ensure_counter):
+    with the counter there, its count of the item's devices never runs (PostgreSQL's plan: the
+    subquery never executed), and a counter that says otherwise than the devices is left alone
+    (the repair command's business)."""
+    from django.db import connection
+
+    from devices.seats import _ensure_counter_sql, ensure_counter
+
+    item = factories.LicenseItemFactory(quantity=5)
+    assert authorize(client, item.project, "a").status_code == 200
+    SeatCounter.objects.filter(item=item).update(active=4)
+    ensure_counter(item)
+    assert counter(item) == 4
+    SeatCounter.objects.filter(item=item).delete()
+    ensure_counter(item)
+    assert counter(item) == 1  # none: made from the live devices
+    if connection.vendor == "postgresql":
+        sql, params = _ensure_counter_sql(item.pk)
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plan = json.dumps(cursor.fetchone()[0])
+        assert '"Relation Name": "devices_device"' in plan
+        scans = [node for node in _nodes(json.loads(plan)[0]["Plan"]) if node.get("Relation Name") == "devices_device"]
+        assert scans and all(node["Actual Loops"] == 0 for node in scans), plan
+
+
+def _nodes(node):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+def test_a_refusal_at_the_ceiling_reads_no_more_than_a_seat(client):
+    """A full item refuses a new device in the exact way (devices.seats._take_slow), which every
+    such device takes: a few statements, none of them counting the item's devices."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    item = factories.LicenseItemFactory(quantity=3)
+    for uuid in ("a", "b", "c"):
+        assert authorize(client, item.project, uuid).status_code == 200
+    assert authorize(client, item.project, "d").status_code == 403  # the first refusal folds the shares
+    with CaptureQueriesContext(connection) as queries:
+        answer = authorize(client, item.project, "e")
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == 120
+    sql = [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].upper().startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))
+    ]
+    assert len(sql) <= 8, sql

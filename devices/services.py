@@ -29,7 +29,7 @@ from devices.hot_sql import DEVICE_FIELDS, items_with_device
 from devices.local_license import local_license
 from devices.models import Decision, Device
 from devices.outcomes import NO_MATCHING_LICENSE, Refusal, Verdict
-from devices.prepared import PreparedInsert
+from devices.prepared import PreparedInsert, update_where
 from devices.release import release, release_device
 from devices.requests import (
     check_validation_fields,
@@ -222,7 +222,7 @@ def _bind(
         free_seat(device.item_id)  # it leaves an item it was counted on (devices.seats)
     # Written only if its state and item are still those read: a concurrent authorization,
     # release or expiry in between makes this request run again (the seat counter stays exact).
-    written = Device.objects.filter(pk=device.pk, state=device.state, item_id=device.item_id).update(**values)
+    written = update_where(Device, values, {"id": device.pk, "state": device.state, "item": device.item_id})
     if not written:
         raise IntegrityError("the device changed during its authorization")
     for name, value in values.items():

@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from client.tools.bench import report
 from client.tools.bench.pages import percentile as page_percentile
 from client.tools.loadgen import Scenario, percentile, prepare
+from devices.models import Device
 from tests import factories
 from tests.quota import quota_used
 from usage.models import UsageCount, UsageReport
@@ -73,15 +75,31 @@ def test_the_in_process_table_measures_authorize_with_a_session_password(setting
         item.product, item.edition = "dbr", ""
         item.save()
     set_protection(protected.project, actor="test", now=factories.NOW, session_password="s3cret")
+    ceiling = factories.LicenseItemFactory(per_client_device=True, quantity=3, product="dbr", edition="")
+    until = factories.NOW + timedelta(days=30)
+    Device.objects.bulk_create(
+        Device(project=ceiling.project, device_uuid=f"held-{i}", item=ceiling, client_type="desktop", state="active",
+               first_authorized_at=factories.NOW, authorized_at=factories.NOW, last_seen_at=factories.NOW,
+               active_until=until)
+        for i in range(ceiling.seat_ceiling)
+    )  # fmt: skip
     rows = hotpath.measure(
         seats_empty=empty, seats_full=full, scans=scans, now=factories.NOW, n=3,
-        seats_protected=protected, session_password="s3cret",
+        seats_protected=protected, session_password="s3cret", seats_at_ceiling=ceiling,
     )  # fmt: skip
     by_what = {r["what"]: r for r in rows}
     with_pw = by_what["authorize, a new device, 0 seats taken, with a session password"]
     without = by_what["authorize, a new device, 0 seats taken"]
     assert with_pw["statuses"] == without["statuses"] == {200: 3}
     assert with_pw["statements"] == without["statements"]
+    # The full item refuses every new device; the reports with sightings are counted and take
+    # one statement more than those without on PostgreSQL (the dedup memory, usage.hot_sql).
+    assert by_what[f"refusal: a new device, all {ceiling.seat_ceiling} seats of its item taken"]["statuses"] == {403: 3}
+    plain = by_what["usage, a report into one scan item"]
+    seen = by_what["usage, a report with 2 barcode sightings into one scan item"]
+    assert plain["statuses"] == seen["statuses"] == {200: 3}
+    if connection.vendor == "postgresql":
+        assert seen["statements"] == plain["statements"] + 1
 
 
 def test_page_percentiles_are_nearest_rank():

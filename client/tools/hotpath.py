@@ -213,11 +213,20 @@ def fill_seats(item, n: int, now) -> None:
 
 
 def measure(
-    *, seats_empty, seats_full, scans, now, n: int = 400, seats_protected=None, session_password: str = ""
+    *,
+    seats_empty,
+    seats_full,
+    scans,
+    now,
+    n: int = 400,
+    seats_protected=None,
+    session_password: str = "",
+    seats_at_ceiling=None,
 ) -> list[dict]:
     """The rows of the in-process table: items each alone in its project (``seats_full``
     already holding 40,000 seats, ``scans`` a scan item, ``seats_protected`` a project with a
-    session password, SPEC 6, whose check must not show beside ``seats_empty``)."""
+    session password, SPEC 6, whose check must not show beside ``seats_empty``,
+    ``seats_at_ceiling`` an item whose every seat is taken: each new device is refused)."""
 
     def auth(item, uuid):
         return ("authorize", {"license_key": item.project.license_key, "device_uuid": uuid, "product": "dbr",
@@ -245,6 +254,12 @@ def measure(
         for _, body in protected:
             body["session_password"] = session_password
         rows.insert(1, _measure("authorize, a new device, 0 seats taken, with a session password", protected))
+    if seats_at_ceiling is not None:
+        # Not an "authorize" row (the issue's statements of an authorization are a grant's): the
+        # exact way every new device of a full item takes (devices.seats), and its decision.
+        taken = f"{seats_at_ceiling.seat_ceiling:,}"
+        refused = [auth(seats_at_ceiling, f"over-{i}") for i in range(n)]
+        rows.append(_measure(f"refusal: a new device, all {taken} seats of its item taken", refused))
     with override_settings(**_SETTINGS):
         handler = WSGIHandler()
         for i in range(n):  # the scan devices, authorized beforehand (not measured)
@@ -255,6 +270,10 @@ def measure(
             _post(handler, f"/api/v1/{path}", body)
     reports = usage_reports(scans, now, n, run="r")
     rows.append(_measure("usage, a report into one scan item", reports))
+    # As the load generator's reports (client.tools.loadgen): two sightings each, deduplicated
+    # against the device's memory (usage.dedup).
+    seen = usage_reports(scans, now, n, run="s", sightings=2)
+    rows.append(_measure("usage, a report with 2 barcode sightings into one scan item", seen))
     with override_settings(ROOT_URLCONF="client.tools.hotpath_urls"):
         floor = [("usage", dict(body, report_id=f"f-{i}")) for i, (_, body) in enumerate(reports)]
         rows.append(
@@ -263,9 +282,19 @@ def measure(
     return rows
 
 
-def usage_reports(scans, now, n: int, *, run: str = "p") -> list[tuple[str, dict]]:
-    """``n`` usage reports of the devices ``scan-<i>`` that ``measure`` authorized on ``scans``."""
+def usage_reports(scans, now, n: int, *, run: str = "p", sightings: int = 0) -> list[tuple[str, dict]]:
+    """``n`` usage reports of the devices ``scan-<i>`` that ``measure`` authorized on ``scans``
+    (with ``sightings`` barcodes each, every one new)."""
     slot = rfc3339(slot_start_of(now))
     key = scans.project.license_key
-    return [("usage", {"license_key": key, "device_uuid": f"scan-{i}", "report_id": f"{run}-{i}", "slot_start": slot,
-                       "barcode_scans": 3}) for i in range(n)]  # fmt: skip
+    ts = int(now.timestamp() * 1000)
+    reports = []
+    for i in range(n):
+        body = {"license_key": key, "device_uuid": f"scan-{i}", "report_id": f"{run}-{i}", "slot_start": slot,
+                "barcode_scans": 3}  # fmt: skip
+        if sightings:
+            body["sightings"] = [
+                {"ts_ms": ts + i, "frame": k, "format": "QR_CODE", "text": f"{run}-{i}/{k}"} for k in range(sightings)
+            ]
+        reports.append(("usage", body))
+    return reports

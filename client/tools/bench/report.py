@@ -170,6 +170,7 @@ def summary(
     auth, usage = load["authorize"], load["usage"]
     usage_hot = _hot(hot, "usage")
     floor = _hot(hot, "floor")
+    seen_hot = _hot(hot, "usage, a report with 2 barcode sightings")
     authorize_rows = [r for r in hot if r["what"].startswith("authorize")]
     per_report_ms = usage_hot.get("web_cpu_ms", 0) + (usage_hot.get("db_cpu_ms") or 0)
     cores = REPORTS_PER_S * per_report_ms / 1000
@@ -190,8 +191,9 @@ def summary(
          f"usage {usage['p50_ms']:,.0f} / {usage['p99_ms']:,.0f} ms (trivial {usage['ping_p50_ms']:,.0f} / "
          f"{usage['ping_p99_ms']:,.0f} ms)", "p99 <= 50 ms", max(auth["p99_ms"], usage["p99_ms"]) <= 50,
          _bound_p99(plan, load)),
-        ("SQL statements per usage report", f"{usage_hot.get('statements', float('nan')):.2f}", "<= 4, one transaction",
-         usage_hot.get("statements", 99) <= 4),
+        ("SQL statements per usage report", f"{usage_hot.get('statements', float('nan')):.2f}"
+         + (f" (with 2 barcode sightings: {seen_hot['statements']:.2f}, the device's dedup memory read and merged)"
+            if seen_hot else ""), "<= 4, one transaction", usage_hot.get("statements", 99) <= 4),
         ("SQL statements per authorize", f"{statements_auth:.2f} (the most of the authorize rows)", "<= 5", statements_auth <= 5),
         ("web CPU per usage report", f"{usage_hot.get('web_cpu_ms', float('nan')):.2f} ms (do-nothing ninja POST "
          f"{floor.get('web_cpu_ms', float('nan')):.2f} ms)", "<= 2.5 ms", usage_hot.get("web_cpu_ms", 99) <= 2.5),

@@ -15,6 +15,11 @@ SESSION_PASSWORD = "bench-session-" + secrets.token_urlsafe(8)  # the protected 
 SPREAD_ITEMS = 100  # "reports/s spread over 100 items"
 
 
+# The in-process table's full item: its seats and their grace all taken (``hotpath.fill_seats``), so a
+# new device is refused the exact way (devices.seats), as on a customer's item at its limit.
+CEILING_SEATS = 40_000
+
+
 def create_world(now, plan) -> dict:
     from django.contrib.auth import get_user_model
 
@@ -49,6 +54,7 @@ def create_world(now, plan) -> dict:
                     ("hot_seats_empty", "per_client_device", 10**6),
                     ("hot_seats_full", "per_client_device", 10**6),
                     ("hot_seats_protected", "per_client_device", 10**6),
+                    ("hot_seats_ceiling", "per_client_device", CEILING_SEATS),
                     ("hot_scans", "per_barcode_scan", 2 * 10**9),
                 )
             }

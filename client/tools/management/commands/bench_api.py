@@ -123,10 +123,12 @@ class Command(BaseCommand):
         self.say(f"rollup_usage over them in {rollup_s:.1f} s: {rollup}")
 
         hotpath.fill_seats(data["hot_seats_full"], 40_000, now)
+        hotpath.fill_seats(data["hot_seats_ceiling"], data["hot_seats_ceiling"].seat_ceiling, now)
         self.say("in-process: statements and CPU per request (authorize at 0 and 40,000 seats, usage)")
         hot = hotpath.measure(
             seats_empty=data["hot_seats_empty"], seats_full=data["hot_seats_full"], scans=data["hot_scans"],
             seats_protected=data["hot_seats_protected"], session_password=world.SESSION_PASSWORD,
+            seats_at_ceiling=data["hot_seats_ceiling"],
             now=timezone.now(), n=int(plan["hot_n"]),
         )  # fmt: skip
         port = common.free_port(opts["port"])

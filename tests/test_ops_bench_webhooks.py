@@ -47,6 +47,15 @@ def test_it_compares_medians_with_the_noise_of_one_side():
     got = bench_webhooks.compare(runs, "rps")
     assert got["without"] == 100.0 and got["with"] == 101.0 and got["ratio"] == pytest.approx(1.01)
     assert got["noise"] == pytest.approx(0.08)  # without: (104 - 96) / 100
+    assert bench_webhooks._verdict(got) == "is within the noise (1.010, ±8.0 %)"
+
+
+def test_its_verdict_says_which_figure_is_outside_the_noise_and_which_way():
+    """Under load and in-process are judged apart: one outside the noise does not make the
+    other so (a run once read "OUTSIDE" for a 0.998 ratio under load)."""
+    assert bench_webhooks._verdict({"ratio": 0.998, "noise": 0.044}).startswith("is within the noise")
+    assert bench_webhooks._verdict({"ratio": 0.794, "noise": 0.191}) == "is lower, OUTSIDE the noise (0.794, ±19.1 %)"
+    assert bench_webhooks._verdict({"ratio": 1.059, "noise": 0.033}).startswith("is higher, OUTSIDE")
 
 
 def test_it_replaces_only_its_own_section(tmp_path):

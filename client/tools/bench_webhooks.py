@@ -161,12 +161,20 @@ def compare(runs: list[dict], key: str) -> dict:
     return {"without": medians[False], "with": medians[True], "ratio": medians[True] / medians[False], "noise": noise}
 
 
+def _verdict(compared: dict) -> str:
+    """Whether a ratio with / without is inside the noise of one side's runs, and which way it
+    points when it is not."""
+    if abs(compared["ratio"] - 1) <= compared["noise"]:
+        return f"is within the noise ({compared['ratio']:.3f}, ±{compared['noise'] * 100:.1f} %)"
+    way = "higher" if compared["ratio"] > 1 else "lower"
+    return f"is {way}, OUTSIDE the noise ({compared['ratio']:.3f}, ±{compared['noise'] * 100:.1f} %)"
+
+
 def table(result: dict) -> str:
     hot, load, after = result["in_process"], result["load"], result["coalesce"]
     rate, load_rps = compare(hot, "rate"), compare(load, "rps")
     statements = {s: statistics.median(r["statements"] for r in hot if r["subscribed"] is s) for s in (False, True)}
     cpu = compare(hot, "web_cpu_ms")
-    within = abs(load_rps["ratio"] - 1) <= load_rps["noise"] and abs(rate["ratio"] - 1) <= rate["noise"]
     lines = [
         f"Run {timezone.now():%Y-%m-%d %H:%M} UTC{' (--quick)' if result['quick'] else ''}; 1-minute load average "
         f"{result['loadavg']:.1f} at the start. Every request refused (a seat item of quantity 1, its seat taken), "
@@ -188,7 +196,8 @@ def table(result: dict) -> str:
         + ", ".join(f"{'with' if r['subscribed'] else 'without'} {r['rps']:,.0f} ({r['loadavg']:.1f})" for r in load)
         + ". Answers: "
         + ", ".join(sorted({k for r in load for k in r["statuses"]}))
-        + f". Verdict: throughput with the endpoint is {'within' if within else 'OUTSIDE'} the noise of the runs.",
+        + f". Verdict: with the endpoint, throughput under load {_verdict(load_rps)}; the in-process sequential rate "
+        f"{_verdict(rate)}.",
         "",
         f"Then the delivery step once, as after the windows closed: {after['refused']:,} refusals of the run, in "
         f"{after['windows']} 10-minute window(s), became {after['events']} `devices.refused` event(s) (one per "

@@ -194,3 +194,25 @@ def test_in_redis_the_count_survives_the_server_forgetting_its_script(fresh_cach
     errors = degradation["errors"]
     assert hit(2) == [None, 60 - int(T0) % 60]
     assert degradation["errors"] == errors
+
+
+@override_settings(API_RATE_LIMIT="2/m", API_RATE_LIMIT_ADDRESS="0")
+def test_in_redis_a_server_refusing_scripts_makes_the_limits_count_per_process(fresh_cache, monkeypatch):
+    """docs/operations.md, REDIS_URL: where EVALSHA is refused (scripting disabled), the request
+    is counted in this process instead and the failure shows in ``degradation`` (/healthz)."""
+    if fresh_cache != "redis":
+        pytest.skip("Redis only")
+    import redis
+
+    from api.ratelimit import degradation, reset_degradation
+
+    def refused(self, *args, **kwargs):
+        raise redis.ResponseError("unknown command 'EVALSHA'")
+
+    monkeypatch.setattr(redis.Redis, "evalsha", refused)
+    reset_degradation()
+    try:
+        assert hit(3) == [None, None, 60 - int(T0) % 60]  # counted locally, the limit still holds
+        assert degradation["errors"] == 1 and "EVALSHA" in str(degradation["last_error"])
+    finally:
+        reset_degradation()

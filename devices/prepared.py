@@ -66,6 +66,14 @@ class _LoggedAsSent(CursorDebugWrapper):
             yield
 
 
+def for_update_sql(*, skip_locked: bool = False) -> str:
+    """`` FOR UPDATE`` (``SKIP LOCKED``) for raw SQL where the database has row locks; nothing on
+    SQLite, which locks the whole database on a transaction's first write instead."""
+    if not connection.features.has_select_for_update:
+        return ""
+    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+
 # psycopg prepares a statement a connection has run this many times; the hot cursor asks for it
 # on the first run (``prepare=True``), and Django's own (client-binding) cursors never prepare.
 PREPARE_THRESHOLD = 5

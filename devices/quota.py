@@ -42,7 +42,7 @@ from django.db.models import BigIntegerField, F, OuterRef, QuerySet, Subquery, S
 from django.db.models.functions import Cast, Coalesce
 
 from devices.models import QuotaCounter, QuotaShard
-from devices.prepared import hot_cursor
+from devices.prepared import for_update_sql, hot_cursor
 
 SHARDS = 16
 # The limit of a metric the item sets none for (a page module it does not license: refused by
@@ -190,7 +190,7 @@ def _fold(item_id: int, still: dict[str, int], metrics: list[str], limits: dict[
     with ``still`` (the report's amounts), grant new allotments; the exact totals."""
     counter, shard_table = _t(QuotaCounter), _t(QuotaShard)
     in_metrics = ", ".join(["%s"] * len(metrics))
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = for_update_sql()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {counter} (item_id, metric, used) VALUES "

@@ -37,7 +37,7 @@ from django.db import connection
 from django.db.models import Count, F, Sum
 
 from devices.models import Device, SeatCounter, SeatShare, ran_out_sql
-from devices.prepared import hot_cursor
+from devices.prepared import for_update_sql, hot_cursor
 from licenses import rules
 from licenses.models import LicenseItem
 
@@ -152,12 +152,12 @@ def _take_slow(
     SQL (``hot_cursor``) rather than querysets built anew: a refusal at the ceiling was 9
     statements and twice a seat's web CPU; and nothing in it counts the item's devices."""
     ensure_counter(item)
-    active = _fetchone(f"SELECT active FROM {_t(SeatCounter)} WHERE item_id = %s{_lock()}", [item.pk])[0]  # type: ignore[index]
+    active = _fetchone(f"SELECT active FROM {_t(SeatCounter)} WHERE item_id = %s{for_update_sql()}", [item.pk])[0]  # type: ignore[index]
     active, grants = _fold(item.pk, active)
     devices = _t(Device)
     with hot_cursor() as cursor:
         cursor.execute(
-            f"SELECT d.id FROM {devices} d WHERE d.item_id = %s AND {ran_out_sql('d')} AND d.id <> %s{_lock(skip_locked=True)}",
+            f"SELECT d.id FROM {devices} d WHERE d.item_id = %s AND {ran_out_sql('d')} AND d.id <> %s{for_update_sql(skip_locked=True)}",
             [item.pk, _p(now), device.pk if device is not None else 0],
         )
         stale = [pk for (pk,) in cursor.fetchall()]
@@ -182,14 +182,6 @@ def _take_slow(
     return Take(True, others)
 
 
-def _lock(*, skip_locked: bool = False) -> str:
-    """``FOR UPDATE`` where the database has row locks (SQLite locks the whole database on the
-    first write instead, and has no such clause)."""
-    if not connection.features.has_select_for_update:
-        return ""
-    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
-
-
 def _fold(item_id: int, active: int = 0) -> tuple[int, dict[int, tuple[int, int]]]:
     """Every share's active devices onto the counter row (locked by the caller, its ``active``
     as read there), the shares locked in order and emptied: the counter alone is the exact count
@@ -198,7 +190,7 @@ def _fold(item_id: int, active: int = 0) -> tuple[int, dict[int, tuple[int, int]
     ceiling)."""
     with hot_cursor() as cursor:
         cursor.execute(
-            f"SELECT shard, active, allot, granted_ceiling FROM {_t(SeatShare)} WHERE item_id = %s ORDER BY shard{_lock()}",
+            f"SELECT shard, active, allot, granted_ceiling FROM {_t(SeatShare)} WHERE item_id = %s ORDER BY shard{for_update_sql()}",
             [item_id],
         )
         shares = cursor.fetchall()

@@ -217,6 +217,7 @@ def remember_sightings(device_id: int, seen: dict[str, int], *, now: datetime) -
     memory = table(SightingMemory)
     keys = sorted(seen)
     times = [seen[k] for k in keys]
+    stamp = param(now)
     with hot_cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -228,11 +229,10 @@ def remember_sightings(device_id: int, seen: dict[str, int], *, now: datetime) -
                     ON CONFLICT (device_id, key) DO UPDATE
                     SET last_ts_ms = GREATEST({memory}.last_ts_ms, excluded.last_ts_ms), updated_at = excluded.updated_at
                 ) SELECT key, last_ts_ms FROM old""",
-                [device_id, keys, device_id, now, keys, times],
+                [device_id, keys, device_id, stamp, keys, times],
             )
             return dict(cursor.fetchall())
         before: dict[str, int] = {}
-        stamp = param(now)
         for i in range(0, len(keys), _SQLITE_BATCH):
             batch = keys[i : i + _SQLITE_BATCH]
             cursor.execute(

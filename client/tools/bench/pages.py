@@ -1,21 +1,61 @@
 """Every portal page and export of the big project, timed over HTTP against gunicorn (logged in
 as its owner, one request at a time after the load), p50/p95; and the Python memory of
-devices.csv streamed in-process (tracemalloc), the figure "flat memory" is about."""
+devices.csv streamed in-process (tracemalloc), the figure "flat memory" is about.
+
+The pages are timed on a quiet machine, as the issue's goals are stated: ``settle`` first waits
+until the load's aftermath is over (PostgreSQL's autovacuum workers done with the tables the load
+wrote, the CPUs idle), and ``time_pages`` accounts the CPU of its own window (gunicorn,
+PostgreSQL, this process, and anything else), so the table shows how quiet it was."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 import tracemalloc
 
 import httpx
+import psycopg
 from django.core.management.base import CommandError
 
+from client.tools.bench import cpu
 from client.tools.bench.world import OWNER_PASSWORD
 
 SLOW_S = 10.0  # a page slower than this is not timed again: the table says how many requests
 TIMEOUT_S = 60.0  # a page not answered within this is recorded as timed out
+QUIET_BUSY = 0.10  # the machine's CPUs at most this busy over a window of QUIET_WINDOW_S ...
+QUIET_WINDOW_S = 2.0
+SETTLE_LIMIT_S = 180.0  # ... waited for at most this long (the table says when it was not)
+AUTOVACUUM = "SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''"
+
+
+def settle(conninfo: str, say, *, limit_s: float = SETTLE_LIMIT_S) -> dict:
+    """Waits until no autovacuum worker runs and the machine's CPUs were at most QUIET_BUSY busy
+    over the last QUIET_WINDOW_S (after the load and the webhook runs, PostgreSQL vacuums and
+    analyzes the tables they wrote: minutes of a core that the pages would otherwise share).
+    Returns how long it waited, whether it got quiet, and what autovacuum did meanwhile."""
+    t0 = time.monotonic()
+    seen: set[str] = set()
+    busy = float("nan")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while True:
+            before = cpu.snapshot()
+            time.sleep(QUIET_WINDOW_S)
+            after = cpu.snapshot()
+            busy = cpu.account(before, after, {})["utilization"]
+            running = [q for (q,) in conn.execute(AUTOVACUUM).fetchall()]
+            seen.update(running)
+            quiet = busy <= QUIET_BUSY and not running
+            waited = time.monotonic() - t0
+            if quiet or waited >= limit_s:
+                break
+    result = {"waited_s": waited, "quiet": quiet, "busy": busy, "autovacuum": sorted(seen)}
+    say(
+        f"  settled in {waited:.0f} s (CPUs {busy:.0%} busy{'' if quiet else ', not quiet: timed anyway'}; "
+        f"autovacuum meanwhile: {len(seen)} tables)"
+    )
+    return result
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,8 +114,12 @@ def login(client: httpx.Client, base: str) -> None:
         raise CommandError(f"portal login failed: {answer.status_code}")
 
 
-def time_pages(base: str, world: dict, plan: dict, say) -> list[dict]:
+def time_pages(base: str, world: dict, plan: dict, say, *, gunicorn_pid: int | None = None) -> tuple[list[dict], dict]:
+    """Each page's timings, and the CPU of the whole window (``cpu.account``: gunicorn's tree,
+    PostgreSQL, this process, ``other``)."""
     results = []
+    groups = {"web": [gunicorn_pid] if gunicorn_pid else [], "client": [os.getpid()]}
+    before = cpu.snapshot()
     with httpx.Client(base_url=base, timeout=TIMEOUT_S, follow_redirects=False) as client:
         login(client, base)
         for label, url in urls(world, plan):
@@ -98,7 +142,7 @@ def time_pages(base: str, world: dict, plan: dict, say) -> list[dict]:
                  "p50_ms": percentile(timings, 0.50), "p95_ms": percentile(timings, 0.95), "max_ms": max(timings)}
             )  # fmt: skip
             say(f"  {label}: {status}, p50 {results[-1]['p50_ms']:,.0f} ms over {len(timings)}")
-    return results
+    return results, cpu.account(before, cpu.snapshot(), groups)
 
 
 def csv_memory(project) -> dict:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from client.tools.bench import common
 from client.tools.bench.load import SCENARIOS
+from client.tools.bench.pages import QUIET_BUSY, QUIET_WINDOW_S
 
 REPORTS_PER_S = 5600  # "1,000,000 devices send 5,600/s in all"
 
@@ -226,6 +227,29 @@ def summary(
     return "\n".join(lines)
 
 
+def pages_quiet_line(quiet: dict) -> str:
+    """How quiet the machine was for the page timings: the wait before them (``pages.settle``)
+    and the CPU of their own window, by process group (``pages.time_pages``)."""
+    settle, window = quiet["settle"], quiet["cpu"]
+    vacuumed = settle["autovacuum"]
+    what = (
+        f" (autovacuum meanwhile: {', '.join(v.removeprefix('autovacuum: ') for v in vacuumed[:6])}"
+        + (f" and {len(vacuumed) - 6} more)" if len(vacuumed) > 6 else ")")
+        if vacuumed
+        else " (no autovacuum running)"
+    )
+    seconds = window["seconds"]
+    groups = ", ".join(f"{name} {seconds.get(name, 0.0):.1f}" for name in ("web", "postgres", "client", "other"))
+    state = "quiet" if settle["quiet"] else f"not quiet after {settle['waited_s']:.0f} s: timed anyway"
+    return (
+        f"The pages were timed once the machine was quiet (no autovacuum worker, CPUs at most "
+        f"{QUIET_BUSY:.0%} busy over {QUIET_WINDOW_S:.0f} s): it waited {settle['waited_s']:.0f} s after the "
+        f"webhook runs{what}, {state}. During the page timings ({window['wall_s']:.0f} s, one request at a "
+        f"time) the CPUs were {window['utilization']:.0%} busy; CPU seconds: {groups} "
+        "(web = gunicorn, client = this command, other = anything else)."
+    )
+
+
 def _ms(v: float) -> str:
     return f"{v:.2f}"
 
@@ -297,7 +321,7 @@ def bounds(plan: dict, load: dict, hot_rows: dict | None) -> str:
 
 def table(
     plan, load, hot, pages, memory, invariants, *, server: dict, generate_s: float, rollup_s: float,
-    hot_rows: dict | None = None,
+    hot_rows: dict | None = None, pages_quiet: dict | None = None,
 ) -> str:  # fmt: skip
     quick = plan["devices"] < 100_000
     lines = [
@@ -360,6 +384,8 @@ def table(
             f"| {p['page']} (`{path}{query}`) | {p['status']} | {p['bytes'] / 1024:,.0f} KiB | {p['requests']} | "
             f"{p['p50_ms']:,.0f} | {p['p95_ms']:,.0f} |"
         )
+    if pages_quiet:
+        lines += ["", pages_quiet_line(pages_quiet)]
     lines += [
         "",
         f"devices.csv streamed in-process (`usage.exports.stream_csv`): {memory['bytes']:,} bytes in "
@@ -394,7 +420,8 @@ BOUNDS = (
     "to the commit (its WAL flush included: the pgbench rows without it say what that costs). Reports of "
     "one item on different shares run in parallel; near the limit they go the exact way, one at a time; "
     "requests for different items run in parallel (the spread run). The portal pages are timed one request at a time after the load has "
-    'stopped. See "Hot path" below for the design.'
+    "stopped and the machine is quiet again (the line under their table says how long that took and how busy "
+    'the CPUs were meanwhile). See "Hot path" below for the design.'
 )
 
 

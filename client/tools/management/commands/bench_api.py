@@ -10,7 +10,8 @@ The work is in ``client/tools/bench/``; this command runs its steps in order:
    run between two runs of the trivial endpoint, with the CPU each process group used in its
    window (``bench.cpu``) and what the database's backends waited on (``bench.waits``); the
    webhook figure (``client/tools/bench_webhooks.py``);
-4. every portal page and export of the big project, p50/p95, and devices.csv's memory (``bench.pages``);
+4. once the machine is quiet again (autovacuum done, CPUs idle), every portal page and export of the
+   big project, p50/p95, and devices.csv's memory (``bench.pages``);
 5. one hot row alone: pgbench replaying the SQL of a captured report and seat take (``bench.hotrow``);
 6. the invariants (``bench.invariants``), the issue's table, what bounds each figure and the
    detail (``bench.report``);
@@ -139,8 +140,9 @@ class Command(BaseCommand):
                 base = f"http://127.0.0.1:{port}"
                 loaded = load.run(base, data, plan, self.say, gunicorn_pid=gunicorn.pid, conninfo=conninfo)
                 bench_webhooks.run(base, plan, quick=opts["quick"], write_doc_too=opts["write_doc"], say=self.say, out=self.stdout)  # fmt: skip
-                self.say("portal pages and exports, one request at a time:")
-                timed = pages.time_pages(base, data, plan, self.say)
+                self.say("portal pages and exports, one request at a time, once the machine is quiet:")
+                settled = pages.settle(conninfo, self.say)
+                timed, pages_cpu = pages.time_pages(base, data, plan, self.say, gunicorn_pid=gunicorn.pid)
             finally:
                 server.stop(gunicorn)
         memory = pages.csv_memory(data["portal_project"])
@@ -149,7 +151,7 @@ class Command(BaseCommand):
         rows = hotrow.measure(data, plan, conninfo, self.say)
         text = report.table(
             plan, loaded, hot, timed, memory, checks, server=server_info, generate_s=generate_s, rollup_s=rollup_s,
-            hot_rows=rows,
+            hot_rows=rows, pages_quiet={"settle": settled, "cpu": pages_cpu},
         )  # fmt: skip
         self.stdout.write(text)
         if opts["write_doc"]:

@@ -76,7 +76,8 @@ class StrictJsonParser(Parser):
             raise BodyProblem("body", "is nested too deeply") from None
         except ValueError as exc:
             raise BodyProblem("body", f"is not valid JSON: {exc}") from None
-        _check_strings(data)
+        if "\\u" in text:  # the text is valid UTF-8: a lone surrogate can only come from a \u escape
+            _check_strings(data)
         return data
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from devices.models import Decision
 from tests import factories
 from tests.factories import NOW, SLOT, auth_body, authorize, minutes, post, release, report, usage_body
+from usage.models import UsageReport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen", "no_rate_limits")]
 
@@ -142,6 +144,24 @@ def test_it_answers_400_with_the_spec_body_to_any_shape(client, path, body, cont
     response = post(client, path, body, content_type=content_type)
     error = assert_refusal(response, 400, 1, "INVALID_REQUEST")
     assert error["fields"]
+
+
+@pytest.mark.parametrize("escape", ["\\uDFFF", "\\ud800x", "ok\\udbff"])
+def test_a_lone_surrogate_anywhere_in_a_wellformed_report_is_refused(client, escape):
+    """The body is valid JSON and valid UTF-8, and the report otherwise valid: only the escape
+    (upper or lower case, in a nested string or a key) makes it no Unicode text."""
+    item = factories.LicenseItemFactory(per_barcode_scan=True)
+    assert authorize(client, item.project).status_code == 200
+    ok = usage_body(
+        item.project, barcode_scans=1, sightings=[{"ts_ms": 1, "frame": 0, "format": "QR_CODE", "text": "caf\u00e9"}]
+    )
+    text = json.dumps(ok)
+    assert "\\u00e9" in text and post(client, "usage", text).status_code == 200  # an escape, valid text
+    for bad in (text.replace("\\u00e9", escape), text.replace('"ts_ms"', f'"{escape}", "ts_ms"', 1).replace(
+            f'"{escape}", "ts_ms"', f'"{escape}": 1, "ts_ms"')):  # fmt: skip
+        error = assert_refusal(post(client, "usage", bad.replace('"r-1"', '"r-2"')), 400, 1, "INVALID_REQUEST")
+        assert "not valid Unicode" in error["fields"]["body"]
+    assert UsageReport.objects.filter(device__project=item.project).count() == 1
 
 
 # --- the rest of the table ---------------------------------------------------------------------

@@ -123,6 +123,26 @@ class DeviceSearch(models.Model):
         return self.text
 
 
+class DeviceTally(models.Model):
+    """A change of how many devices a project has in a state (``n``: +1 or -1, or a sum of them):
+    written only by the database's triggers on the device table (devices.tally.install) when a
+    device is created, deleted or its project, state or client type changes, so the usage
+    refresh of a device (every report) writes nothing here. A project's rows summed are its
+    devices by state; the expiry job folds them into one row per (project, state, server)
+    (devices.tally.compact). Append-only between folds: a trigger inserts and never updates, so
+    no request waits on another's tally row. No foreign key in the database: a project's rows
+    outlive it until the fold drops their zero sums, and Django never deletes them by itself
+    (``DO_NOTHING``)."""
+
+    project = models.ForeignKey(Project, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    state = models.CharField(max_length=16)
+    server = models.BooleanField()
+    n = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.state}{' server' if self.server else ''} {self.n:+d}"
+
+
 class Decision(models.Model):
     """Every authorization decision and refusal, with the rule that decided it and the counts and
     limits at that moment, so that staff can explain it (SPEC section 10)."""

@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from devices import tally
 from devices.models import Device
 from devices.seats import recount
 from tests import factories
@@ -38,9 +39,11 @@ THREADS = 50
 
 @pytest.fixture(autouse=True)
 def seat_counters_match_the_devices():
-    """After every race: each seat item's counter equals its active devices (devices.seats)."""
+    """After every race: each seat item's counter equals its active devices (devices.seats), and
+    each project's tally its devices by state (devices.tally)."""
     yield
     assert recount(fix=False) == []
+    assert tally.recount(fix=False) == []
 
 
 def race(bodies: list[tuple[str, dict]]) -> list[tuple[int, dict]]:

@@ -18,7 +18,7 @@ def test_it_expires_a_device_at_the_exact_instant_and_not_a_microsecond_before(n
 
     at_now.refresh_from_db()
     later.refresh_from_db()
-    assert summary == {"job": "expire_idle_devices", "expired": 1}
+    assert summary == {"job": "expire_idle_devices", "expired": 1, "tally_rows_folded": 2}  # 2 active + (-1, +1)
     assert at_now.state == Device.EXPIRED
     assert at_now.ended_at == now  # the moment the seat ran out
     assert later.state == Device.ACTIVE and later.ended_at is None

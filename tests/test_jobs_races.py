@@ -8,6 +8,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 
+from devices import tally
 from devices.models import Device
 from devices.seats import recount
 from licenses.clock import slot_start_of
@@ -23,9 +24,11 @@ COPIES = 2
 
 @pytest.fixture(autouse=True)
 def seat_counters_match_the_devices():
-    """After every race: each seat item's counter equals its active devices (devices.seats)."""
+    """After every race: each seat item's counter equals its active devices (devices.seats), and
+    each project's tally its devices by state (devices.tally)."""
     yield
     assert recount(fix=False) == []
+    assert tally.recount(fix=False) == []
 
 
 def at_once(job, now, copies=COPIES):

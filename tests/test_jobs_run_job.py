@@ -27,6 +27,7 @@ def test_it_runs_a_job_as_at_now_and_prints_one_line_of_json(now):
     assert json.loads(run_job("expire_idle_devices", "--now", "2026-11-27T17:24:00Z")) == {
         "job": "expire_idle_devices",
         "expired": 0,
+        "tally_rows_folded": 0,  # the device's one row: nothing to fold
     }
     # A replay in the future: its changes persist.
     out = run_job("expire_idle_devices", "--now", "2026-11-27T18:24:00+00:00")

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min
 
+from devices import tally
 from devices.models import Decision, Device, ran_out_sql
 from devices.seats import free_seats
 from licenses import rules
@@ -123,7 +124,8 @@ def _iso(dt: datetime | None) -> str | None:
 
 def expire_idle_devices(*, now: datetime) -> dict:
     """Active devices and servers whose ``active_until`` has come become expired; their seat is
-    free. ``ended_at`` is the moment the seat ran out, so a late run records the same value."""
+    free. ``ended_at`` is the moment the seat ran out, so a late run records the same value.
+    Then, in a transaction of its own, the device tally is folded (``devices.tally.compact``)."""
     devices = _t(Device)
     with transaction.atomic():  # the seat counters move with the devices (devices.seats)
         rows = _fetchall(
@@ -135,7 +137,8 @@ def expire_idle_devices(*, now: datetime) -> dict:
         free_seats(dict(freed))
         for item_id, count in sorted(freed.items()):  # SPEC 14: one event per item and run
             _emit_expired(item_id, count, now=now)
-    return {"job": "expire_idle_devices", "expired": len(rows)}
+    # The tally rows the minute's device changes appended, folded (devices.tally: few to sum).
+    return {"job": "expire_idle_devices", "expired": len(rows), "tally_rows_folded": tally.compact()}
 
 
 def _emit_expired(item_id: int, count: int, *, now: datetime) -> None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from devices import tally
 from devices.models import Decision, Device, ReleaseBatch, holding_seat_q
 from devices.search import containing
 from portal.access import can_change, check_access, get_project_for
@@ -92,13 +93,7 @@ def device_list(request: HttpRequest, pk: int) -> HttpResponse:
     page = CappedPaginator(devices, PAGE_SIZE).get_page(request.GET.get("page"))
     for device in page:
         shown(device, effective_state=effective_state(device, now), releasable=holds_seat(device, now))
-    totals = Device.objects.filter(project=project).aggregate(
-        all=Count("id"),
-        active=Count("id", filter=_state_q("active", now)),
-        expired=Count("id", filter=_state_q("expired", now)),
-        released=Count("id", filter=_state_q("released", now)),
-        servers=Count("id", filter=Q(client_type="server")),
-    )
+    totals = tally.totals(project.pk, now=now)  # kept by the database, not counted (devices.tally)
     context = {
         "project": project,
         "form": form,

@@ -33,7 +33,7 @@ from datetime import datetime
 
 from django.db import connection as default_connection
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from devices.models import Device, DeviceTally, ran_out_sql
 from devices.prepared import hot_cursor, param
@@ -212,18 +212,3 @@ def recount(*, fix: bool = True) -> list[tuple[int, str, bool, int, int]]:
                 with default_connection.cursor() as cursor:
                     cursor.execute(_rebuild_sql("WHERE d.project_id = %s"), [project_id])
     return wrong
-
-
-def live_totals(project_id: int, *, now: datetime) -> dict[str, int]:
-    """``totals`` counted from the devices themselves (the tests' reference, and what the page
-    ran before the tally)."""
-    from devices.models import holding_seat_q
-
-    holding = holding_seat_q(now)
-    return Device.objects.filter(project_id=project_id).aggregate(
-        all=Count("id"),
-        active=Count("id", filter=holding),
-        expired=Count("id", filter=Q(state=Device.EXPIRED) | (Q(state=Device.ACTIVE) & ~holding)),
-        released=Count("id", filter=Q(state=Device.RELEASED)),
-        servers=Count("id", filter=Q(client_type=SERVER)),
-    )

@@ -426,6 +426,7 @@ class _FakeConnection:
 
     def __init__(self, answers):
         self.answers = list(answers)
+        self.sent: list[str] = []
 
     def __enter__(self):
         return self
@@ -434,7 +435,8 @@ class _FakeConnection:
         return False
 
     def execute(self, sql):
-        rows = self.answers.pop(0) if self.answers else []
+        self.sent.append(sql)
+        rows = [] if sql.startswith("VACUUM") else self.answers.pop(0) if self.answers else []
 
         class Result:
             def fetchall(self):
@@ -443,24 +445,27 @@ class _FakeConnection:
         return Result()
 
 
-def _settle_with(monkeypatch, busy: list[float], vacuuming: list[list[str]], limit_s: float = 60.0):
+def _settle_with(monkeypatch, busy: list[float], vacuuming: list[list[str]], limit_s: float = 60.0, vacuum=False):
     from client.tools.bench import pages
 
     windows = iter(busy)
     clock = iter(range(0, 10_000, 2))
-    monkeypatch.setattr(pages.psycopg, "connect", lambda *a, **k: _FakeConnection(vacuuming))
+    fake = _FakeConnection(vacuuming)
+    monkeypatch.setattr(pages.psycopg, "connect", lambda *a, **k: fake)
     monkeypatch.setattr(pages.cpu, "snapshot", lambda: {})
     monkeypatch.setattr(pages.cpu, "account", lambda before, after, groups: {"utilization": next(windows)})
     monkeypatch.setattr(pages.time, "sleep", lambda s: None)
     monkeypatch.setattr(pages.time, "monotonic", lambda: float(next(clock)))
-    return pages.settle("postgresql://unused", lambda text: None, limit_s=limit_s)
+    return pages.settle("postgresql://unused", lambda text: None, limit_s=limit_s, vacuum=vacuum), fake.sent
 
 
 def test_the_pages_wait_for_autovacuum_and_idle_cpus(monkeypatch):
     vacuuming = [["autovacuum: VACUUM public.devices_decision"], ["autovacuum: ANALYZE public.usage_usagereport"], []]
-    out = _settle_with(monkeypatch, busy=[0.05, 0.05, 0.40, 0.04], vacuuming=vacuuming)
-    # quiet only on the fourth window: the first two had autovacuum running, the third busy CPUs
-    assert out["quiet"] and out["busy"] == 0.04 and out["waited_s"] == 8.0
+    out, sent = _settle_with(monkeypatch, busy=[0.05, 0.05, 0.40, 0.04], vacuuming=vacuuming, vacuum=True)
+    # the database vacuumed first (2 s on the fake clock), then quiet only on the fourth window:
+    # the first two had autovacuum running, the third busy CPUs
+    assert sent[0] == "VACUUM (ANALYZE)" and sent.count("VACUUM (ANALYZE)") == 1 and len(sent) == 5  # then 4 windows
+    assert out["quiet"] and out["busy"] == 0.04 and out["vacuum_s"] == 2.0 and out["waited_s"] == 10.0
     assert out["autovacuum"] == [
         "autovacuum: ANALYZE public.usage_usagereport",
         "autovacuum: VACUUM public.devices_decision",
@@ -468,15 +473,16 @@ def test_the_pages_wait_for_autovacuum_and_idle_cpus(monkeypatch):
 
 
 def test_the_pages_are_timed_anyway_after_the_limit_and_the_doc_says_so(monkeypatch):
-    out = _settle_with(monkeypatch, busy=[0.9] * 10, vacuuming=[], limit_s=5.0)
-    assert not out["quiet"] and out["waited_s"] == 6.0
+    out, sent = _settle_with(monkeypatch, busy=[0.9] * 10, vacuuming=[], limit_s=5.0)
+    assert not out["quiet"] and out["waited_s"] == 6.0 and not any(q.startswith("VACUUM") for q in sent)
     window = {"seconds": {"web": 3.0, "postgres": 2.0, "client": 1.0, "other": 0.5}, "utilization": 0.5, "wall_s": 6.5}
     line = report.pages_quiet_line({"settle": out, "cpu": window})
     assert "not quiet after 6 s: timed anyway" in line and "no autovacuum running" in line
     assert "web 3.0, postgres 2.0, client 1.0, other 0.5" in line and "50% busy" in line
     quiet = report.pages_quiet_line(
-        {"settle": {"quiet": True, "waited_s": 42.0, "autovacuum": ["autovacuum: VACUUM public.devices_device"]},
+        {"settle": {"quiet": True, "waited_s": 42.0, "vacuum_s": 30.0,
+                    "autovacuum": ["autovacuum: VACUUM public.devices_device"]},
          "cpu": window}
     )  # fmt: skip
-    assert "waited 42 s" in quiet and "(autovacuum meanwhile: VACUUM public.devices_device)" in quiet
+    assert "30 s of the 42 s it waited" in quiet and "(autovacuum meanwhile: VACUUM public.devices_device)" in quiet
     assert "timed anyway" not in quiet

@@ -243,8 +243,9 @@ def pages_quiet_line(quiet: dict) -> str:
     state = "quiet" if settle["quiet"] else f"not quiet after {settle['waited_s']:.0f} s: timed anyway"
     return (
         f"The pages were timed once the machine was quiet (no autovacuum worker, CPUs at most "
-        f"{QUIET_BUSY:.0%} busy over {QUIET_WINDOW_S:.0f} s): it waited {settle['waited_s']:.0f} s after the "
-        f"webhook runs{what}, {state}. During the page timings ({window['wall_s']:.0f} s, one request at a "
+        f"{QUIET_BUSY:.0%} busy over {QUIET_WINDOW_S:.0f} s): after the webhook runs the database was vacuumed "
+        f"and analyzed (what autovacuum does after the load's writes, {settle.get('vacuum_s', 0.0):.0f} s of the "
+        f"{settle['waited_s']:.0f} s it waited){what}, {state}. During the page timings ({window['wall_s']:.0f} s, one request at a "
         f"time) the CPUs were {window['utilization']:.0%} busy; CPU seconds: {groups} "
         "(web = gunicorn, client = this command, other = anything else)."
     )

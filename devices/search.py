@@ -23,6 +23,7 @@ from __future__ import annotations
 from django.db import connection as default_connection
 from django.db import models, transaction
 
+from devices import triggers
 from devices.models import SEARCHED_COLUMNS, Device, DeviceSearch
 
 INDEX = "device_search_text_trgm"
@@ -51,17 +52,6 @@ def _joined(row: str, vendor: str) -> str:
     return f" || {line_feed} || ".join(f"{row}.{column}" for column in SEARCHED_COLUMNS)
 
 
-def _changed(vendor: str) -> str:
-    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
-    return " OR ".join(f"OLD.{column} {distinct} NEW.{column}" for column in SEARCHED_COLUMNS)
-
-
-def drop_statements(vendor: str) -> list[str]:
-    """The SQL that drops the triggers (``trigger_statements`` runs it first, ``uninstall`` too)."""
-    on = f" ON {Device._meta.db_table}" if vendor == "postgresql" else ""
-    return [f"DROP TRIGGER IF EXISTS {name}{on}" for name in TRIGGERS]
-
-
 def trigger_statements(vendor: str) -> list[str]:
     """The SQL that installs the triggers for ``vendor`` (and pg_trgm on PostgreSQL)."""
     devices, search = Device._meta.db_table, DeviceSearch._meta.db_table
@@ -79,19 +69,19 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$""",
-            *drop_statements(vendor),
+            *triggers.drop_statements(vendor, TRIGGERS),
             f"CREATE TRIGGER device_search_insert AFTER INSERT ON {devices} FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()",
             f"CREATE TRIGGER device_search_update AFTER UPDATE OF {columns} ON {devices} "
-            f"FOR EACH ROW WHEN ({_changed(vendor)}) EXECUTE FUNCTION {FUNCTION}()",
+            f"FOR EACH ROW WHEN ({triggers.changed_sql(vendor, SEARCHED_COLUMNS)}) EXECUTE FUNCTION {FUNCTION}()",
             f"CREATE TRIGGER device_search_delete AFTER DELETE ON {devices} FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()",
         ]
     if vendor == "sqlite":
         write = f"INSERT OR REPLACE INTO {search} (device_id, text) VALUES (NEW.id, {_joined('NEW', vendor)});"
         return [
-            *drop_statements(vendor),
+            *triggers.drop_statements(vendor, TRIGGERS),
             f"CREATE TRIGGER device_search_insert AFTER INSERT ON {devices} BEGIN {write} END",
             f"CREATE TRIGGER device_search_update AFTER UPDATE OF {columns} ON {devices} "
-            f"WHEN {_changed(vendor)} BEGIN {write} END",
+            f"WHEN {triggers.changed_sql(vendor, SEARCHED_COLUMNS)} BEGIN {write} END",
             f"CREATE TRIGGER device_search_delete AFTER DELETE ON {devices} "
             f"BEGIN DELETE FROM {search} WHERE device_id = OLD.id; END",
         ]
@@ -151,9 +141,4 @@ def install(connection=None, *, online: bool = False) -> None:
 
 
 def uninstall(connection=None) -> None:
-    connection = connection or default_connection
-    with connection.cursor() as cursor:
-        for sql in drop_statements(connection.vendor):
-            cursor.execute(sql)
-        if connection.vendor == "postgresql":
-            cursor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
+    triggers.uninstall(connection or default_connection, TRIGGERS, FUNCTION)

@@ -35,6 +35,7 @@ from django.db import connection as default_connection
 from django.db import transaction
 from django.db.models import Count, Sum
 
+from devices import triggers
 from devices.models import Device, DeviceTally, ran_out_sql
 from devices.prepared import hot_cursor, param
 
@@ -54,20 +55,10 @@ def _insert(rows: list[str]) -> str:
     return f"INSERT INTO {DeviceTally._meta.db_table} (project_id, state, server, n) VALUES {', '.join(rows)};"
 
 
-def _changed(vendor: str) -> str:
-    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
-    return " OR ".join(f"OLD.{column} {distinct} NEW.{column}" for column in TRACKED_COLUMNS)
-
-
-def drop_statements(vendor: str) -> list[str]:
-    on = f" ON {Device._meta.db_table}" if vendor == "postgresql" else ""
-    return [f"DROP TRIGGER IF EXISTS {name}{on}" for name in TRIGGERS]
-
-
 def trigger_statements(vendor: str) -> list[str]:
     """The SQL that installs the triggers for ``vendor``."""
     devices, columns = Device._meta.db_table, ", ".join(TRACKED_COLUMNS)
-    update_when = _changed(vendor)
+    update_when = triggers.changed_sql(vendor, TRACKED_COLUMNS)
     if vendor == "postgresql":
         return [
             f"""CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -81,7 +72,7 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$""",
-            *drop_statements(vendor),
+            *triggers.drop_statements(vendor, TRIGGERS),
             f"CREATE TRIGGER device_tally_insert AFTER INSERT ON {devices} FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()",
             f"CREATE TRIGGER device_tally_update AFTER UPDATE OF {columns} ON {devices} "
             f"FOR EACH ROW WHEN ({update_when}) EXECUTE FUNCTION {FUNCTION}()",
@@ -89,7 +80,7 @@ END $$""",
         ]
     if vendor == "sqlite":
         return [
-            *drop_statements(vendor),
+            *triggers.drop_statements(vendor, TRIGGERS),
             f"CREATE TRIGGER device_tally_insert AFTER INSERT ON {devices} BEGIN {_insert([_tally_row('NEW', 1)])} END",
             f"CREATE TRIGGER device_tally_update AFTER UPDATE OF {columns} ON {devices} WHEN {update_when} "
             f"BEGIN {_insert([_tally_row('OLD', -1), _tally_row('NEW', 1)])} END",
@@ -119,15 +110,6 @@ def install(connection=None) -> None:
             cursor.execute(sql)
         cursor.execute(f"DELETE FROM {DeviceTally._meta.db_table}")
         cursor.execute(_rebuild_sql())
-
-
-def uninstall(connection=None) -> None:
-    connection = connection or default_connection
-    with connection.cursor() as cursor:
-        for sql in drop_statements(connection.vendor):
-            cursor.execute(sql)
-        if connection.vendor == "postgresql":
-            cursor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
 
 
 def totals(project_id: int, *, now: datetime) -> dict[str, int]:
@@ -212,3 +194,7 @@ def recount(*, fix: bool = True) -> list[tuple[int, str, bool, int, int]]:
                 with default_connection.cursor() as cursor:
                     cursor.execute(_rebuild_sql("WHERE d.project_id = %s"), [project_id])
     return wrong
+
+
+def uninstall(connection=None) -> None:
+    triggers.uninstall(connection or default_connection, TRIGGERS, FUNCTION)

@@ -23,8 +23,11 @@ for a tally row, and no lock order with the seat counters (devices.seats) can de
   in one transaction (creating a trigger blocks writes to the devices until it commits, so no
   device is counted twice or missed); run by migration devices 0017 and, for the test database
   built from the models, by ``tests/conftest.py``. Idempotent.
-- ``recount``: the projects whose tally differs from their devices (the repair command and the
-  race tests check it); with ``fix``, rewritten from the devices.
+- ``recount``: the projects whose tally differs from their devices, both read in one statement
+  (the repair command and the race tests check it); with ``fix``, each rebuilt from its devices
+  in one statement, under the fold's advisory lock (PostgreSQL), so that a repair and a fold
+  never both write the same rows' sums (``tests/test_device_tally.py`` runs them at once beside
+  new devices).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from datetime import datetime
 
 from django.db import connection as default_connection
 from django.db import transaction
-from django.db.models import Count, Sum
 
 from devices import triggers
 from devices.models import Device, DeviceTally, ran_out_sql
@@ -138,12 +140,24 @@ def totals(project_id: int, *, now: datetime) -> dict[str, int]:
     }
 
 
+# Folds and repairs take this transaction-level advisory lock (PostgreSQL), so that a fold and a
+# repair of the same rows never both write their sums; the triggers do not take it.
+FOLD_LOCK = 0x7A11_7A11
+
+
+def _fold_lock(cursor) -> None:
+    if default_connection.vendor == "postgresql":
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK])
+
+
 def compact() -> int:
     """Folds each project's tally rows into one per (state, server), dropping zero sums (a
     deleted project's rows among them); the number of rows folded away."""
     table = DeviceTally._meta.db_table
     keys = "project_id, state, server"
     if default_connection.vendor == "postgresql":
+        # One statement, one snapshot: the rows it deletes are the rows it sums; a row a trigger
+        # commits meanwhile is neither, and stays.
         sql = (
             f"WITH gone AS (DELETE FROM {table} RETURNING {keys}, n), "
             f"kept AS (INSERT INTO {table} ({keys}, n) SELECT {keys}, SUM(n) FROM gone GROUP BY {keys} "
@@ -151,6 +165,7 @@ def compact() -> int:
             "SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM kept)"
         )
         with transaction.atomic(), default_connection.cursor() as cursor:
+            _fold_lock(cursor)
             cursor.execute(sql)
             return int(cursor.fetchone()[0])
     with transaction.atomic(), default_connection.cursor() as cursor:  # SQLite: the database is locked
@@ -166,33 +181,32 @@ def compact() -> int:
 
 
 def recount(*, fix: bool = True) -> list[tuple[int, str, bool, int, int]]:
-    """(project id, state, server, tally, devices) for every count the tally has wrong; with
-    ``fix``, the projects concerned are rebuilt from their devices (one transaction each,
-    their devices locked meanwhile on PostgreSQL)."""
-    live: dict[tuple[int, str, bool], int] = {}
-    rows = Device.objects.values_list("project_id", "state", "client_type").annotate(n=Count("id")).order_by()
-    for p, state, client_type, n in rows.values_list("project_id", "state", "client_type", "n"):
-        key = (p, state, client_type == SERVER)
-        live[key] = live.get(key, 0) + n
-    stored = {
-        (p, state, server): int(n)
-        for p, state, server, n in DeviceTally.objects.values_list("project_id", "state", "server")
-        .annotate(n=Sum("n"))
-        .values_list("project_id", "state", "server", "n")
-        .order_by()
-    }
-    wrong = sorted(
-        (p, state, server, stored.get((p, state, server), 0), live.get((p, state, server), 0))
-        for p, state, server in set(live) | set(stored)
-        if stored.get((p, state, server), 0) != live.get((p, state, server), 0)
+    """(project id, state, server, tally, devices) for every count the tally has wrong, both
+    sides read in one statement (one snapshot); with ``fix``, each project concerned is rebuilt
+    from its devices in one statement (its rows deleted and rebuilt in the same snapshot, so a
+    device changed meanwhile is counted once: its trigger's rows stay), under the fold's lock."""
+    devices, tally = Device._meta.db_table, DeviceTally._meta.db_table
+    sql = (
+        "SELECT project_id, state, server, SUM(t), SUM(d) FROM ("
+        f"SELECT project_id, state, server, n AS t, 0 AS d FROM {tally} UNION ALL "
+        f"SELECT project_id, state, client_type = '{SERVER}', 0, 1 FROM {devices}"
+        ") x GROUP BY project_id, state, server HAVING SUM(t) <> SUM(d) ORDER BY project_id, state, server"
     )
+    with default_connection.cursor() as cursor:
+        cursor.execute(sql)
+        wrong = [(int(p), state, bool(server), int(t), int(d)) for p, state, server, t, d in cursor.fetchall()]
     if fix:
+        rebuild = f"{_rebuild_sql('WHERE d.project_id = %s')}"
         for project_id in sorted({p for p, *_ in wrong}):
-            with transaction.atomic():
-                list(Device.objects.filter(project_id=project_id).select_for_update().values_list("pk"))
-                DeviceTally.objects.filter(project_id=project_id).delete()
-                with default_connection.cursor() as cursor:
-                    cursor.execute(_rebuild_sql("WHERE d.project_id = %s"), [project_id])
+            with transaction.atomic(), default_connection.cursor() as cursor:
+                _fold_lock(cursor)
+                if default_connection.vendor == "postgresql":
+                    cursor.execute(
+                        f"WITH gone AS (DELETE FROM {tally} WHERE project_id = %s) {rebuild}", [project_id, project_id]
+                    )
+                else:  # SQLite: the transaction locks the database
+                    cursor.execute(f"DELETE FROM {tally} WHERE project_id = %s", [project_id])
+                    cursor.execute(rebuild, [project_id])
     return wrong
 
 

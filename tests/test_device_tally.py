@@ -195,3 +195,45 @@ def test_new_devices_releases_and_the_expiry_job_at_once_leave_the_tally_exact(p
     assert_exact(project)
     tally.compact()
     assert_exact(project)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_folds_and_repairs_beside_new_devices_leave_the_tally_exact(postgres_only, no_rate_limits, frozen):
+    """New devices, the fold and the repair of a drifted tally, all at once: a repair rebuilds a
+    project's rows in one statement and takes the fold's lock, so no row is summed twice."""
+    lic = factories.LicenseFactory(starts_at=NOW - timedelta(days=1))
+    project = factories.ProjectFactory(organization=lic.organization)
+    factories.LicenseItemFactory(per_client_device=True, license=lic, project=project, quantity=10**6)
+    for _ in range(10):
+        factories.DeviceFactory(project=project, item=project.items.get())
+    DeviceTally.objects.create(project=project, state=Device.ACTIVE, server=False, n=7)  # drifted
+    work = [("authorize", i) for i in range(24)] + [("fold", 0)] * 4 + [("repair", 0)] * 4
+    barrier = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def one(job):
+        kind, i = job
+        try:
+            barrier.wait()
+            if kind == "fold":
+                tally.compact()
+            elif kind == "repair":
+                tally.recount(fix=True)
+            else:
+                answer = post(Client(), "authorize", {"license_key": project.license_key, "device_uuid": f"n-{i}",
+                                                      "product": "dbr", "client_type": "desktop"})  # fmt: skip
+                assert answer.status_code == 200, answer.content
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one, args=(w,)) for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert tally.totals(project.pk, now=NOW)["all"] == 10 + 24
+    assert_exact(project)

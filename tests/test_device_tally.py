@@ -48,6 +48,29 @@ def assert_exact(*projects) -> None:
     assert tally.recount(fix=False) == []
 
 
+def at_once(work: list, run) -> list[BaseException]:
+    """``run(job)`` for every job of ``work``, each from its own thread and connection, all
+    released at once by a barrier; the exceptions they raised."""
+    barrier = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def one(job):
+        try:
+            barrier.wait()
+            run(job)
+        except BaseException as exc:  # pragma: no cover - reported by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one, args=(job,)) for job in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_every_kind_of_device_change_moves_the_tally():
     seats = factories.LicenseItemFactory(per_client_device=True, quantity=100)
     servers = factories.LicenseItemFactory(per_server=True, license=seats.license, project=seats.project, quantity=9)
@@ -167,28 +190,16 @@ def test_new_devices_releases_and_the_expiry_job_at_once_leave_the_tally_exact(p
             for i in range(24)]  # fmt: skip
     work += [("release", {"license_key": project.license_key, "device_uuid": d.device_uuid}) for d in held[:12]]
     work += [("job", {})] * 4
-    barrier = threading.Barrier(len(work))
-    errors: list[BaseException] = []
 
-    def one(path_body):
+    def run(path_body):
         path, body = path_body
-        try:
-            barrier.wait()
-            if path == "job":
-                jobs.expire_idle_devices(now=NOW)
-            else:
-                answer = post(Client(), path, body)
-                assert answer.status_code == 200, answer.content
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        if path == "job":
+            jobs.expire_idle_devices(now=NOW)
+        else:
+            answer = post(Client(), path, body)
+            assert answer.status_code == 200, answer.content
 
-    threads = [threading.Thread(target=one, args=(w,)) for w in work]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = at_once(work, run)
     assert not errors, errors
     assert all(Device.objects.get(pk=d.pk).state == Device.EXPIRED for d in old)
     assert tally.totals(project.pk, now=NOW)["all"] == 20 + 20 + 24
@@ -209,31 +220,19 @@ def test_folds_and_repairs_beside_new_devices_leave_the_tally_exact(postgres_onl
         factories.DeviceFactory(project=project, item=project.items.get())
     DeviceTally.objects.create(project=project, state=Device.ACTIVE, server=False, n=7)  # drifted
     work = [("authorize", i) for i in range(24)] + [("fold", 0)] * 4 + [("repair", 0)] * 4
-    barrier = threading.Barrier(len(work))
-    errors: list[BaseException] = []
 
-    def one(job):
+    def run(job):
         kind, i = job
-        try:
-            barrier.wait()
-            if kind == "fold":
-                tally.compact()
-            elif kind == "repair":
-                tally.recount(fix=True)
-            else:
-                answer = post(Client(), "authorize", {"license_key": project.license_key, "device_uuid": f"n-{i}",
-                                                      "product": "dbr", "client_type": "desktop"})  # fmt: skip
-                assert answer.status_code == 200, answer.content
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        if kind == "fold":
+            tally.compact()
+        elif kind == "repair":
+            tally.recount(fix=True)
+        else:
+            answer = post(Client(), "authorize", {"license_key": project.license_key, "device_uuid": f"n-{i}",
+                                                  "product": "dbr", "client_type": "desktop"})  # fmt: skip
+            assert answer.status_code == 200, answer.content
 
-    threads = [threading.Thread(target=one, args=(w,)) for w in work]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = at_once(work, run)
     assert not errors, errors
     assert tally.totals(project.pk, now=NOW)["all"] == 10 + 24
     assert_exact(project)

@@ -16,7 +16,7 @@ for a tally row, and no lock order with the seat counters (devices.seats) can de
   the expiry job marks it: those, counted with the index of the expiry job (``ran_out_sql``; a
   minute's worth at most while the job runs), move from active to expired.
 - ``compact``: each project's rows folded into one per (state, server), zero sums dropped, so a
-  reader sums few rows. Run by the expiry job every minute (``usage.jobs.expire_idle_devices``);
+  reader sums few rows; a group already folded is not rewritten. Run by the expiry job every minute (``usage.jobs.expire_idle_devices``);
   safe beside the triggers and the readers (PostgreSQL: one statement whose delete and insert
   commit together; SQLite: one transaction, which locks the database).
 - ``install``: the triggers (PostgreSQL and SQLite) and the rows of the devices already there,
@@ -151,15 +151,19 @@ def _fold_lock(cursor) -> None:
 
 
 def compact() -> int:
-    """Folds each project's tally rows into one per (state, server), dropping zero sums (a
-    deleted project's rows among them); the number of rows folded away."""
+    """Folds each (project, state, server) that has more than one tally row into one, and drops
+    zero sums (a deleted project's rows among them); a group already folded is not touched, so a
+    run with nothing new writes nothing. The number of rows folded away."""
     table = DeviceTally._meta.db_table
     keys = "project_id, state, server"
+    due = f"SELECT {keys} FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1 OR SUM(n) = 0"
     if default_connection.vendor == "postgresql":
         # One statement, one snapshot: the rows it deletes are the rows it sums; a row a trigger
         # commits meanwhile is neither, and stays.
         sql = (
-            f"WITH gone AS (DELETE FROM {table} RETURNING {keys}, n), "
+            f"WITH due AS ({due}), "
+            f"gone AS (DELETE FROM {table} t USING due WHERE t.project_id = due.project_id "
+            "AND t.state = due.state AND t.server = due.server RETURNING t.project_id, t.state, t.server, t.n), "
             f"kept AS (INSERT INTO {table} ({keys}, n) SELECT {keys}, SUM(n) FROM gone GROUP BY {keys} "
             "HAVING SUM(n) <> 0 RETURNING 1) "
             "SELECT (SELECT COUNT(*) FROM gone) - (SELECT COUNT(*) FROM kept)"
@@ -169,11 +173,16 @@ def compact() -> int:
             cursor.execute(sql)
             return int(cursor.fetchone()[0])
     with transaction.atomic(), default_connection.cursor() as cursor:  # SQLite: the database is locked
-        cursor.execute(f"SELECT {keys}, SUM(n), COUNT(*) FROM {table} GROUP BY {keys}")
+        cursor.execute(
+            f"SELECT {keys}, SUM(n), COUNT(*) FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1 OR SUM(n) = 0"
+        )
         groups = cursor.fetchall()
-        if all(count == 1 and n for *_, n, count in groups):
+        if not groups:
             return 0
-        cursor.execute(f"DELETE FROM {table}")
+        cursor.executemany(
+            f"DELETE FROM {table} WHERE project_id = %s AND state = %s AND server = %s",
+            [(project, state, server) for project, state, server, _, _ in groups],
+        )
         kept = [(project, state, server, n) for project, state, server, n, _ in groups if n]
         if kept:
             cursor.executemany(f"INSERT INTO {table} ({keys}, n) VALUES (%s, %s, %s, %s)", kept)

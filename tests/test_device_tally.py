@@ -136,7 +136,12 @@ def test_the_fold_keeps_the_sums_and_drops_a_deleted_projects_rows():
         (kept.project_id, Device.ACTIVE, False, 2),
         (kept.project_id, Device.RELEASED, False, 2),
     }
+    folded_rows = set(DeviceTally.objects.values_list("pk", flat=True))
     assert tally.totals(kept.project_id, now=NOW) == before and tally.compact() == 0
+    assert set(DeviceTally.objects.values_list("pk", flat=True)) == folded_rows  # nothing rewritten
+    devices[3].delete()  # one group gets a second row: only that group is folded again
+    assert tally.compact() == 1
+    assert set(DeviceTally.objects.filter(state=Device.RELEASED).values_list("pk", flat=True)) <= folded_rows
     assert_exact(kept.project)
 
 

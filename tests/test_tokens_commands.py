@@ -27,8 +27,8 @@ def run(*args) -> tuple[int, str, str]:
 
 def _tampered(token: str) -> str:
     """``token`` with one character in the middle of its signature changed: six signature bits,
-    always. Replacing its last three characters by ``AAA`` once left a token valid in CI (the
-    last character of the signature carries two unused bits, so a tail may decode as before)."""
+    always. Replacing its last three characters by ``AAA`` once left a token valid in CI: a
+    signature that already ends in ``AAA`` (about one in 65,536) is left as it was."""
     head, signature = token.rsplit(".", 1)
     i = len(signature) // 2
     return f"{head}.{signature[:i]}{'B' if signature[i] == 'A' else 'A'}{signature[i + 1 :]}"

@@ -417,6 +417,56 @@ def test_the_bounds_say_cpu_bound_with_the_ceiling_and_littles_law_or_lock_bound
     assert "CPU-bound: 90% busy, 94% of it this benchmark's processes" in hot
 
 
+def test_the_bounds_say_what_each_part_at_its_floor_allows_and_the_p99_at_the_issues_concurrency():
+    plan = {"duration": 10.0, "concurrency": 16, "devices": 100_000, "reports": 1_000_000}
+    ping = _accounted(1000, web_ms=0.9, db_ms=0.0, gen_ms=0.9, busy=0.99, lock=0.0)
+    load = {"authorize": _accounted(200, web_ms=4.0, db_ms=3.0, gen_ms=1.0, busy=0.97, lock=0.02),
+            "usage": _accounted(180, web_ms=5.0, db_ms=4.0, gen_ms=1.0, busy=0.95, lock=0.05),
+            "usage_spread": _accounted(190, web_ms=5.0, db_ms=4.0, gen_ms=1.0, busy=0.96, lock=0.0),
+            "new_0": _accounted(150, web_ms=4.0, db_ms=3.0, gen_ms=0.8, busy=0.97, lock=0.1),
+            "new_40k": _accounted(150, web_ms=4.0, db_ms=3.0, gen_ms=0.8, busy=0.97, lock=0.1),
+            "pings": [ping, ping],
+            "wide": {"concurrency": 32, "loadavg": 5.0, "ping": _run(1000, 63.0), "usage": _run(180, 172.0)}}  # fmt: skip
+
+    def alone(db_s: float) -> dict:
+        return {"tps": 1500.0, "clients": 16, "seconds": 10.0, "transactions": 15000, "latency_ms": 10.7, "failed": 0,
+                "cpu": {"seconds": {"postgres": db_s, "pgbench": 2.0, "other": 1.0}, "utilization": 0.9,
+                        "wall_s": 10.0, "cores": 2, "busy_s": 18.0},
+                "waits": {"samples": 500, "mean_active": 5.0, "lock": 0.4, "shares": {"Lock:transactionid": 0.4}}}  # fmt: skip
+
+    hot_rows = {"usage": alone(15.0), "seat": alone(12.0)}  # 1.00 and 0.80 ms of PostgreSQL a transaction
+    hot = [{"what": "authorize, a new device, 0 seats taken", "statements": 5.0, "web_cpu_ms": 2.0, "db_cpu_ms": 1.0},
+           {"what": "usage, a report into one scan item", "statements": 4.0, "web_cpu_ms": 3.0, "db_cpu_ms": 1.0},
+           {"what": "floor: a ninja POST of the usage schema that does nothing", "statements": 0.0, "web_cpu_ms": 0.5,
+            "db_cpu_ms": 0.0}]  # fmt: skip
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in report.summary(plan, load, hot, [], _memory(), hot_rows).splitlines()}  # fmt: skip
+    usage = rows["usage throughput vs trivial endpoint"].split(" | ")[4]
+    # 0.90 (the ping's web CPU) + 2.50 (3.0 - 0.5 in-process) + 1.00 (pgbench) + 1.00 (load generator) = 5.40 ms
+    assert "HTTP and middleware 0.90 ms" in usage and "a report's own work 2.50 ms" in usage
+    assert "its writes alone 1.00 ms" in usage and "the load generator 1.00 ms) a report costs 5.40 ms" in usage
+    assert usage.endswith("at most 0.33x |")  # 1.8 ms a ping / 5.4
+    authorize = rows["authorize throughput vs trivial endpoint"].split(" | ")[4]
+    # 0.90 + 1.50 + 0.80 + 0.80 (the new devices' run) = 4.00 ms
+    assert "a new device costs 4.00 ms: at most 0.45x" in authorize
+    one_item = rows["reports/s into one scan item"].split(" | ")[4]
+    assert one_item.endswith(
+        "at that floor (5.40 ms a request) 370 req/s, 455 with the load generator on a host of its own |"
+    )
+    seat = rows["new devices/s into one seat item"].split(" | ")[4]
+    assert "at that floor (4.00 ms a request) 500 req/s, 625 with the load generator" in seat
+    p99 = rows["p50 / p99 at 16 connections"].split(" | ")[4]
+    assert "at the issue's 32 connections usage p99 172 ms and the trivial endpoint's own p99 63 ms" in p99
+    assert "(an endpoint that does nothing misses the goal there)" in p99
+    load["wide"]["ping"] = _run(1000, 40.0)
+    p99 = (
+        report.summary(plan, load, hot, [], _memory(), hot_rows).split("p50 / p99 at 16 connections")[1].split("\n")[0]
+    )
+    assert "own p99 40 ms" in p99 and "misses" not in p99
+    # without the in-process rows or pgbench the floor is not claimed
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in report.summary(plan, load, [], [], _memory(), hot_rows).splitlines()}  # fmt: skip
+    assert "floor" not in rows["usage throughput vs trivial endpoint"]
+
+
 def _memory() -> dict:
     return {"bytes": 12 * 2**20, "chunks": 50, "peak_bytes": 2**20, "ms": 300.0}
 

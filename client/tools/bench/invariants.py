@@ -52,7 +52,14 @@ def check(world: dict, load: dict) -> dict:
     }
     run = load["run"]
     hot = Device.objects.filter(project=world["api_project"], device_uuid__startswith=f"use-{run}-")
-    checks["every report into the hot item counted once"] = _counted_once(hot, [world["api_scans"]], load["usage"])
+    usage = load["usage"]
+    if "wide" in load:  # the run at the concurrency reported into the same item (load.run)
+        hot = hot | Device.objects.filter(project=world["api_project"], device_uuid__startswith=f"use-{run}w-")
+        usage = {
+            k: usage[k] + load["wide"]["usage"][k]
+            for k in ("accepted", "sent_scans", "counted_scans", "errors", "duplicates")
+        }
+    checks["every report into the hot item counted once"] = _counted_once(hot, [world["api_scans"]], usage)
     spread = Device.objects.filter(device_uuid__startswith=f"spread-{run}-")
     checks["every report spread over 100 items counted once"] = _counted_once(
         spread, world["spread_scans"], load["usage_spread"]

@@ -38,9 +38,9 @@ from django.utils import timezone
 from client.tools.bench import common, hotrow, invariants, load, pages, report, server, world
 
 FULL = {"devices": 100_000, "reports": 1_000_000, "duration": 15.0, "warmup": 2.0, "concurrency": 16,
-        "seats": 1_000, "authorize_pool": 1_200, "usage_devices": 64, "page_repeats": 10, "hot_n": 400}  # fmt: skip
+        "seats": 1_000, "authorize_pool": 1_200, "usage_devices": 64, "page_repeats": 10, "hot_n": 400, "wide_concurrency": 32}  # fmt: skip
 QUICK = {"devices": 2_000, "reports": 20_000, "duration": 2.0, "warmup": 0.5, "concurrency": 8,
-         "seats": 100, "authorize_pool": 120, "usage_devices": 16, "page_repeats": 3, "hot_n": 60}  # fmt: skip
+         "seats": 100, "authorize_pool": 120, "usage_devices": 16, "page_repeats": 3, "hot_n": 60, "wide_concurrency": 32}  # fmt: skip
 
 
 class Command(BaseCommand):

@@ -377,21 +377,31 @@ def _accounted(rps: float, *, web_ms: float, db_ms: float, gen_ms: float, busy: 
     return _run(rps, 90.0) | {"requests": requests, "mean_ms": 16 / rps * 1000, "cpu": cpu, "waits": waits}
 
 
-def test_the_bounds_say_cpu_bound_with_the_ceiling_and_littles_law_or_lock_bound():
-    plan = {"duration": 10.0, "concurrency": 16, "devices": 100_000, "reports": 1_000_000}
+def _accounted_load(*, new_gen_ms: float, new_busy: float, new_0_lock: float) -> dict:
+    """The five load runs and two pings of ``load.run``, each accounted (``_accounted``); the new
+    devices' runs as given."""
     ping = _accounted(1000, web_ms=0.9, db_ms=0.0, gen_ms=0.9, busy=0.99, lock=0.0)
-    load = {"authorize": _accounted(200, web_ms=4.0, db_ms=3.0, gen_ms=1.0, busy=0.97, lock=0.02),
+    new = {"web_ms": 4.0, "db_ms": 3.0, "gen_ms": new_gen_ms, "busy": new_busy}
+    return {"authorize": _accounted(200, web_ms=4.0, db_ms=3.0, gen_ms=1.0, busy=0.97, lock=0.02),
             "usage": _accounted(180, web_ms=5.0, db_ms=4.0, gen_ms=1.0, busy=0.95, lock=0.05),
             "usage_spread": _accounted(190, web_ms=5.0, db_ms=4.0, gen_ms=1.0, busy=0.96, lock=0.0),
-            "new_0": _accounted(150, web_ms=4.0, db_ms=3.0, gen_ms=1.0, busy=0.5, lock=0.6),
-            "new_40k": _accounted(150, web_ms=4.0, db_ms=3.0, gen_ms=1.0, busy=0.5, lock=0.1),
+            "new_0": _accounted(150, **new, lock=new_0_lock), "new_40k": _accounted(150, **new, lock=0.1),
             "pings": [ping, ping]}  # fmt: skip
-    hot_rows = {
-        "usage": {"tps": 1500.0, "clients": 16, "seconds": 10.0, "transactions": 15000, "latency_ms": 10.7, "failed": 0,
-                  "cpu": {"seconds": {"postgres": 15.0, "pgbench": 2.0, "other": 1.0}, "utilization": 0.9,
-                          "wall_s": 10.0, "cores": 2, "busy_s": 18.0},
-                  "waits": {"samples": 500, "mean_active": 5.0, "lock": 0.4, "shares": {"Lock:transactionid": 0.4}}},
-    }  # fmt: skip
+
+
+def _alone(db_s: float) -> dict:
+    """One hot row alone in pgbench (``hotrow.pgbench``): 15,000 transactions in 10 s, ``db_s`` of
+    PostgreSQL CPU."""
+    return {"tps": 1500.0, "clients": 16, "seconds": 10.0, "transactions": 15000, "latency_ms": 10.7, "failed": 0,
+            "cpu": {"seconds": {"postgres": db_s, "pgbench": 2.0, "other": 1.0}, "utilization": 0.9,
+                    "wall_s": 10.0, "cores": 2, "busy_s": 18.0},
+            "waits": {"samples": 500, "mean_active": 5.0, "lock": 0.4, "shares": {"Lock:transactionid": 0.4}}}  # fmt: skip
+
+
+def test_the_bounds_say_cpu_bound_with_the_ceiling_and_littles_law_or_lock_bound():
+    plan = {"duration": 10.0, "concurrency": 16, "devices": 100_000, "reports": 1_000_000}
+    load = _accounted_load(new_gen_ms=1.0, new_busy=0.5, new_0_lock=0.6)
+    hot_rows = {"usage": _alone(15.0)}
     rows = {line.split(" | ")[0].lstrip("| "): line for line in report.summary(plan, load, [], [], _memory(), hot_rows).splitlines()}  # fmt: skip
     usage = rows["usage throughput vs trivial endpoint"].split(" | ")[4]
     # 10 ms of CPU per report (web 5 + PostgreSQL 4 + load generator 1) vs 1.8 ms per ping: at most 0.18x
@@ -419,22 +429,9 @@ def test_the_bounds_say_cpu_bound_with_the_ceiling_and_littles_law_or_lock_bound
 
 def test_the_bounds_say_what_each_part_at_its_floor_allows_and_the_p99_at_the_issues_concurrency():
     plan = {"duration": 10.0, "concurrency": 16, "devices": 100_000, "reports": 1_000_000}
-    ping = _accounted(1000, web_ms=0.9, db_ms=0.0, gen_ms=0.9, busy=0.99, lock=0.0)
-    load = {"authorize": _accounted(200, web_ms=4.0, db_ms=3.0, gen_ms=1.0, busy=0.97, lock=0.02),
-            "usage": _accounted(180, web_ms=5.0, db_ms=4.0, gen_ms=1.0, busy=0.95, lock=0.05),
-            "usage_spread": _accounted(190, web_ms=5.0, db_ms=4.0, gen_ms=1.0, busy=0.96, lock=0.0),
-            "new_0": _accounted(150, web_ms=4.0, db_ms=3.0, gen_ms=0.8, busy=0.97, lock=0.1),
-            "new_40k": _accounted(150, web_ms=4.0, db_ms=3.0, gen_ms=0.8, busy=0.97, lock=0.1),
-            "pings": [ping, ping],
-            "wide": {"concurrency": 32, "loadavg": 5.0, "ping": _run(1000, 63.0), "usage": _run(180, 172.0)}}  # fmt: skip
-
-    def alone(db_s: float) -> dict:
-        return {"tps": 1500.0, "clients": 16, "seconds": 10.0, "transactions": 15000, "latency_ms": 10.7, "failed": 0,
-                "cpu": {"seconds": {"postgres": db_s, "pgbench": 2.0, "other": 1.0}, "utilization": 0.9,
-                        "wall_s": 10.0, "cores": 2, "busy_s": 18.0},
-                "waits": {"samples": 500, "mean_active": 5.0, "lock": 0.4, "shares": {"Lock:transactionid": 0.4}}}  # fmt: skip
-
-    hot_rows = {"usage": alone(15.0), "seat": alone(12.0)}  # 1.00 and 0.80 ms of PostgreSQL a transaction
+    load = _accounted_load(new_gen_ms=0.8, new_busy=0.97, new_0_lock=0.1)
+    load["wide"] = {"concurrency": 32, "loadavg": 5.0, "ping": _run(1000, 63.0), "usage": _run(180, 172.0)}
+    hot_rows = {"usage": _alone(15.0), "seat": _alone(12.0)}  # 1.00 and 0.80 ms of PostgreSQL a transaction
     hot = [{"what": "authorize, a new device, 0 seats taken", "statements": 5.0, "web_cpu_ms": 2.0, "db_cpu_ms": 1.0},
            {"what": "usage, a report into one scan item", "statements": 4.0, "web_cpu_ms": 3.0, "db_cpu_ms": 1.0},
            {"what": "floor: a ninja POST of the usage schema that does nothing", "statements": 0.0, "web_cpu_ms": 0.5,

@@ -22,6 +22,11 @@ from django.test import override_settings
 
 from licenses.clock import rfc3339, slot_start_of
 
+# The rows the benchmark's floor reads by name (client.tools.bench.report._floor).
+NEW_DEVICE_ROW = "authorize, a new device, 0 seats taken"
+USAGE_ROW = "usage, a report into one scan item"
+NOTHING_ROW = "floor: a ninja POST of the usage schema that does nothing"
+
 
 def _backend_pid() -> int | None:
     if connection.vendor != "postgresql" or connection.connection is None:
@@ -245,7 +250,7 @@ def measure(
                 _post(handler, f"/api/v1/{path}", body)
 
     rows = [
-        _measure("authorize, a new device, 0 seats taken", [auth(seats_empty, f"new0-{i}") for i in range(n)]),
+        _measure(NEW_DEVICE_ROW, [auth(seats_empty, f"new0-{i}") for i in range(n)]),
         _measure("authorize, a new device, 40,000 seats taken", [auth(seats_full, f"new40k-{i}") for i in range(n)]),
         _measure("authorize again, a device holding its seat", [auth(seats_empty, f"new0-{i}") for i in range(n)]),
     ]
@@ -269,16 +274,14 @@ def measure(
         for path, body in usage_reports(scans, now, 1, run="warm"):
             _post(handler, f"/api/v1/{path}", body)
     reports = usage_reports(scans, now, n, run="r")
-    rows.append(_measure("usage, a report into one scan item", reports))
+    rows.append(_measure(USAGE_ROW, reports))
     # As the load generator's reports (client.tools.loadgen): two sightings each, deduplicated
     # against the device's memory (usage.dedup).
     seen = usage_reports(scans, now, n, run="s", sightings=2)
     rows.append(_measure("usage, a report with 2 barcode sightings into one scan item", seen))
     with override_settings(ROOT_URLCONF="client.tools.hotpath_urls"):
         floor = [("usage", dict(body, report_id=f"f-{i}")) for i, (_, body) in enumerate(reports)]
-        rows.append(
-            _measure("floor: a ninja POST of the usage schema that does nothing", floor, prefix="/api/v1/floor/")
-        )
+        rows.append(_measure(NOTHING_ROW, floor, prefix="/api/v1/floor/"))
     return rows
 
 

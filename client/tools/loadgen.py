@@ -56,6 +56,7 @@ class Scenario:
         self.sent_scans = 0  # usage: what accepted first reports carried (scans + unique sightings)
         self.counted_scans = 0  # usage: sum of counted.barcode_scans in the answers
         self.accepted = 0
+        self.accepted_measured = 0  # of which in the measured window (the rate of accepted reports)
         self.duplicates = 0
         self.duplicate_counted = 0  # counted in answers marked duplicate (replayed, not added)
 
@@ -99,6 +100,7 @@ class Scenario:
                     self.duplicate_counted += counted
                 else:
                     self.accepted += 1
+                    self.accepted_measured += measuring
                     self.sent_scans += expected
                     self.counted_scans += counted
 
@@ -156,7 +158,8 @@ class Scenario:
         }
         if self.name == "usage":
             result.update(
-                accepted=self.accepted, duplicates=self.duplicates, sent_scans=self.sent_scans,
+                accepted=self.accepted, accepted_rps=self.accepted_measured / duration, duplicates=self.duplicates,
+                sent_scans=self.sent_scans,
                 counted_scans=self.counted_scans, duplicate_counted=self.duplicate_counted,
             )  # fmt: skip
         return result

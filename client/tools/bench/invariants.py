@@ -30,6 +30,18 @@ def _counted_once(devices, items, result: dict) -> tuple[bool, str]:
     )
 
 
+def hot_item_usage(load: dict) -> tuple[list[str], dict]:
+    """The uuid prefixes of the devices that reported into the hot item and what the load generator
+    counted of them: the usage run's, and the run at the issue's concurrency's when there was one
+    (``load.run``: ``use-<run>-`` and ``use-<run>w-``), summed."""
+    run, usage = load["run"], load["usage"]
+    if "wide" not in load:
+        return [f"use-{run}-"], usage
+    wide = load["wide"]["usage"]
+    summed = {k: usage[k] + wide[k] for k in ("accepted", "sent_scans", "counted_scans", "errors", "duplicates")}
+    return [f"use-{run}-", f"use-{run}w-"], summed
+
+
 def check(world: dict, load: dict) -> dict:
     from devices.models import Device
     from devices.verdicts import seat_counts
@@ -51,14 +63,10 @@ def check(world: dict, load: dict) -> dict:
         )
     }
     run = load["run"]
-    hot = Device.objects.filter(project=world["api_project"], device_uuid__startswith=f"use-{run}-")
-    usage = load["usage"]
-    if "wide" in load:  # the run at the issue's concurrency reported into the same item (load.run)
-        hot = hot | Device.objects.filter(project=world["api_project"], device_uuid__startswith=f"use-{run}w-")
-        usage = {
-            k: usage[k] + load["wide"]["usage"][k]
-            for k in ("accepted", "sent_scans", "counted_scans", "errors", "duplicates")
-        }
+    prefixes, usage = hot_item_usage(load)
+    hot = Device.objects.none()
+    for prefix in prefixes:
+        hot = hot | Device.objects.filter(project=world["api_project"], device_uuid__startswith=prefix)
     checks["every report into the hot item counted once"] = _counted_once(hot, [world["api_scans"]], usage)
     spread = Device.objects.filter(device_uuid__startswith=f"spread-{run}-")
     checks["every report spread over 100 items counted once"] = _counted_once(

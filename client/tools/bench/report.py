@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from client.tools import hotpath
 from client.tools.bench import common
 from client.tools.bench.load import SCENARIOS
 from client.tools.bench.pages import QUIET_BUSY, QUIET_WINDOW_S
@@ -107,50 +108,75 @@ def _lock(run: dict) -> float | None:
     return w["lock"] if w else None
 
 
+def _row(hot: list[dict], label: str) -> dict:
+    """The in-process row of exactly that label ({} if it was not measured)."""
+    return next((r for r in hot if r["what"] == label), {})
+
+
 def _floor(load: dict, hot: list[dict], hot_rows: dict, *, run: str, row: str, alone: str) -> dict | None:
-    """The least CPU a request of load run ``run`` could cost on this machine, each part at a floor
-    measured in this run: HTTP, gunicorn and the middleware as the trivial endpoint's web CPU under
-    the same server (``http``); the request's own work in the Django stack, the in-process web CPU of
-    row ``row`` above the do-nothing POST's (``app``); its writes alone, the captured SQL replayed by
-    pgbench with no web server and no read (``sql``: PostgreSQL CPU per transaction of ``alone``);
-    the load generator's CPU per request in the run (``gen``). None when a part was not measured."""
-    ping, c = _cpu(_pings(load)), _cpu(load.get(run, {}))
-    request, nothing = _hot(hot, row), _hot(hot, "floor")
-    if not (ping and c and request and nothing and hot_rows.get(alone)):
+    """What a request of load run ``run`` would cost on this machine with every overhead at the
+    trivial endpoint's: HTTP, gunicorn and the middleware as the trivial endpoint's web CPU under the
+    same server (``http``); the request's own work in the Django stack as the code does it now, the
+    in-process web CPU of row ``row`` above the do-nothing POST's (``app``); its writes as its SQL
+    does them now, replayed alone by pgbench at the load's concurrency with no web server and no
+    read (``sql``: PostgreSQL CPU per transaction of ``alone``); the load generator's CPU per request
+    in the run (``gen``). With the rate that allows (``ceiling``, and ``ceiling_server`` with the load
+    generator elsewhere) and its ratio to the trivial endpoint's measured rate beside the run
+    (``ratio``). None when a part was not measured."""
+    ping, c, r = _cpu(_pings(load)), _cpu(load.get(run, {})), load.get(run, {})
+    request, nothing = _row(hot, row), _row(hot, hotpath.NOTHING_ROW)
+    if not (ping and c and request and nothing and hot_rows.get(alone) and r.get("ping_rps")):
         return None
     parts = {"http": ping["web"], "app": max(0.0, request["web_cpu_ms"] - nothing["web_cpu_ms"]),
              "sql": _alone(hot_rows[alone])["db"], "gen": c["gen"]}  # fmt: skip
     total = sum(parts.values())
-    return parts | {"total": total, "ratio": ping["bench"] / total, "ceiling": c["cores"] / total * 1000,
-                    "ceiling_server": c["cores"] / (total - parts["gen"]) * 1000}  # fmt: skip
+    ceiling = c["cores"] / total * 1000
+    return parts | {"total": total, "cores": c["cores"], "ping_rps": r["ping_rps"], "ceiling": ceiling,
+                    "ratio": ceiling / r["ping_rps"], "ceiling_server": c["cores"] / (total - parts["gen"]) * 1000}  # fmt: skip
+
+
+def _budget(f: dict, rate: float, *, server_only: bool = False) -> str:
+    """How much CPU the request's own work and writes (``app`` + ``sql``) may take for ``rate``
+    req/s on these cores with every overhead at the trivial endpoint's, against what they take now."""
+    room = f["cores"] * 1000 / rate - f["http"] - (0.0 if server_only else f["gen"])
+    now = f["app"] + f["sql"]
+    if room <= 0:
+        return f"out of reach on these cores whatever the request does ({now:.2f} ms now)"
+    return f"needs its own work and writes within {room:.2f} ms ({now:.2f} now)"
+
+
+def _floor_parts(f: dict, what: str) -> str:
+    return (f"with every overhead at the trivial endpoint's (HTTP and middleware {f['http']:.2f} ms, {what}'s own work "
+            f"as now {f['app']:.2f} ms in-process above a do-nothing POST, its writes as now {f['sql']:.2f} ms of "
+            f"PostgreSQL alone in pgbench, the load generator {f['gen']:.2f} ms) {what} would cost {f['total']:.2f} ms")  # fmt: skip
 
 
 def _floor_ratio(f: dict | None, what: str) -> str:
     if not f:
         return ""
-    return (f"; even with every part at its floor in this run (HTTP and middleware {f['http']:.2f} ms as the trivial "
-            f"endpoint's, {what}'s own work {f['app']:.2f} ms in-process above a do-nothing POST, its writes alone "
-            f"{f['sql']:.2f} ms of PostgreSQL in pgbench, the load generator {f['gen']:.2f} ms) {what} costs "
-            f"{f['total']:.2f} ms: at most {f['ratio']:.2f}x")  # fmt: skip
+    return (f"; {_floor_parts(f, what)}: {f['ceiling']:,.0f} req/s, {f['ratio']:.2f}x the trivial endpoint's "
+            f"{f['ping_rps']:,.0f}; 0.5x {_budget(f, 0.5 * f['ping_rps'])}")  # fmt: skip
 
 
-def _floor_rate(f: dict | None) -> str:
+def _floor_rate(f: dict | None, what: str, goal: float) -> str:
     if not f:
         return ""
-    return (f"; at that floor ({f['total']:.2f} ms a request) {f['ceiling']:,.0f} req/s, {f['ceiling_server']:,.0f} "
-            "with the load generator on a host of its own")  # fmt: skip
+    return (f"; {_floor_parts(f, what)}: {f['ceiling']:,.0f} req/s ({f['ceiling_server']:,.0f} with the load generator on "
+            f"a host of its own); {goal:,.0f} req/s {_budget(f, goal)}, with the load generator elsewhere "
+            f"{_budget(f, goal, server_only=True)}")  # fmt: skip
 
 
 def _bound_ratio(run: dict, load: dict, floor: str = "") -> str:
-    c, ping = _cpu(run), _cpu(_pings(load))
-    if not c or not ping:
+    c = _cpu(run)
+    if not c or not run.get("ping_rps"):
         return "-"
+    ceiling = c["cores"] / c["bench"] * 1000
     return (f"{verdict(c['busy'], _lock(run), c['ours'])}; CPU per request {c['bench']:.2f} ms (web {c['web']:.2f}, "
-            f"PostgreSQL {c['db']:.2f}, load generator {c['gen']:.2f}) vs trivial {ping['bench']:.2f} ms: "
-            f"at equal CPU the ratio is at most {ping['bench'] / c['bench']:.2f}x{floor}")  # fmt: skip
+            f"PostgreSQL {c['db']:.2f}, load generator {c['gen']:.2f}): its CPU ceiling of {ceiling:,.0f} req/s is "
+            f"{ceiling / run['ping_rps']:.2f}x the trivial endpoint's measured {run['ping_rps']:,.0f}{floor}")  # fmt: skip
 
 
-def _bound_p99(plan: dict, load: dict) -> str:
+def _bound_p99(plan: dict, load: dict, floor: dict | None = None) -> str:
     """Little's law for the closed loop: at N connections the mean latency is N / throughput, so
     a p99 goal needs a throughput of at least N / goal; even at the CPU ceiling the mean is
     N / ceiling."""
@@ -173,6 +199,12 @@ def _bound_p99(plan: dict, load: dict) -> str:
         parts.append(f"at the issue's {wide['concurrency']} connections usage p99 {wide['usage']['p99_ms']:,.0f} ms and "
                      f"the trivial endpoint's own p99 {p99:,.0f} ms"
                      + (" (an endpoint that does nothing misses the goal there)" if p99 > 50 else ""))  # fmt: skip
+    if floor:
+        means = [f"{n / floor['ceiling'] * 1000:,.0f} ms at {n}"]
+        if wide:
+            means.append(f"{wide['concurrency'] / floor['ceiling'] * 1000:,.0f} ms at {wide['concurrency']}")
+        parts.append(f"at a report's floor rate ({floor['ceiling']:,.0f} req/s, above) the mean would be "
+                     + " and ".join(means))  # fmt: skip
     if not parts:
         return "-"
     return (f"Little's law: mean latency = connections / throughput; a mean under 50 ms at {n} connections "
@@ -215,25 +247,27 @@ def summary(
     authorize_rows = [r for r in hot if r["what"].startswith("authorize")]
     per_report_ms = usage_hot.get("web_cpu_ms", 0) + (usage_hot.get("db_cpu_ms") or 0)
     cores = REPORTS_PER_S * per_report_ms / 1000
-    one_item = usage["accepted"] / d
-    spread = load["usage_spread"]["accepted"] / d
+    one_item = usage.get("accepted_rps", usage["accepted"] / d)  # accepted reports in the measured window
+    spread = load["usage_spread"].get("accepted_rps", load["usage_spread"]["accepted"] / d)
     new_0, new_40k = _ok_per_s(load["new_0"], d), _ok_per_s(load["new_40k"], d)
     stats, csv, search = _page(pages, "statistics"), _page(pages, "devices.csv (all)"), _page(pages, "devices, search")
     statements_auth = max((r["statements"] for r in authorize_rows), default=float("nan"))
     db = usage_hot.get("db_cpu_ms")
-    report_floor = _floor(load, hot, hot_rows, run="usage", row="usage, a report into one scan item", alone="usage")
-    new_floor = _floor(load, hot, hot_rows, run="new_0", row="authorize, a new device, 0 seats taken", alone="seat")
+    report_floor = _floor(load, hot, hot_rows, run="usage", row=hotpath.USAGE_ROW, alone="usage")
+    new_floor = _floor(load, hot, hot_rows, run="new_0", row=hotpath.NEW_DEVICE_ROW, alone="seat")
+    wide = load.get("wide")
+    p99_met = max(auth["p99_ms"], usage["p99_ms"]) <= 50 and (not wide or wide["usage"]["p99_ms"] <= 50)
     rows: list[tuple] = [
         ("authorize throughput vs trivial endpoint", f"{auth['rps'] / auth['ping_rps']:.2f}x "
          f"({auth['rps']:,.0f} vs {auth['ping_rps']:,.0f} req/s)", ">= 0.5x", auth["rps"] / auth["ping_rps"] >= 0.5,
-         _bound_ratio(auth, load, _floor_ratio(new_floor, "a new device"))),
+         _bound_ratio(auth, load)),
         ("usage throughput vs trivial endpoint", f"{usage['rps'] / usage['ping_rps']:.2f}x "
          f"({usage['rps']:,.0f} vs {usage['ping_rps']:,.0f} req/s)", ">= 0.5x", usage["rps"] / usage["ping_rps"] >= 0.5,
          _bound_ratio(usage, load, _floor_ratio(report_floor, "a report"))),
         (f"p50 / p99 at {plan['concurrency']} connections", f"authorize {auth['p50_ms']:,.0f} / {auth['p99_ms']:,.0f} ms, "
          f"usage {usage['p50_ms']:,.0f} / {usage['p99_ms']:,.0f} ms (trivial {usage['ping_p50_ms']:,.0f} / "
-         f"{usage['ping_p99_ms']:,.0f} ms)", "p99 <= 50 ms", max(auth["p99_ms"], usage["p99_ms"]) <= 50,
-         _bound_p99(plan, load)),
+         f"{usage['ping_p99_ms']:,.0f} ms)", "p99 <= 50 ms", p99_met,
+         _bound_p99(plan, load, report_floor)),
         ("SQL statements per usage report", f"{usage_hot.get('statements', float('nan')):.2f}"
          + (f" (with 2 barcode sightings: {seen_hot['statements']:.2f}, the device's dedup memory read and merged)"
             if seen_hot else ""), "<= 4, one transaction", usage_hot.get("statements", 99) <= 4),
@@ -244,11 +278,11 @@ def summary(
         ("reports/s into one scan item", f"{one_item:,.0f} (spread over {len(load.get('spread_items', [])) or 100} "
          f"items: {spread:,.0f})", ">= 2,000", one_item >= 2000,
          _bound_hot(usage, hot_rows.get("usage"), "the report's insert and its add to a share of the counter", load["usage_spread"],
-                    hot_rows.get("usage_async"), _floor_rate(report_floor))),
+                    hot_rows.get("usage_async"), _floor_rate(report_floor, "a report", 2000))),
         ("new devices/s into one seat item", f"{new_0:,.0f} at 0 seats taken, {new_40k:,.0f} at 40,000",
          ">= 1,000, flat in the number of seats", min(new_0, new_40k) >= 1000 and new_40k >= 0.8 * new_0,
          "at 0 seats: " + _bound_hot(load["new_0"], hot_rows.get("seat"), "the seat take and device insert", None,
-                                   hot_rows.get("seat_async"), _floor_rate(new_floor))
+                                   hot_rows.get("seat_async"), _floor_rate(new_floor, "a new device", 1000))
          + "; at 40,000: " + _bound_hot(load["new_40k"], None, "")),
         (f"statistics page, {plan['devices']:,} devices / {plan['reports']:,} reports",
          f"p50 {stats['p50_ms']:,.0f} ms, p95 {stats['p95_ms']:,.0f} ms", "p95 <= 200 ms", stats["p95_ms"] <= 200),
@@ -463,12 +497,13 @@ BOUNDS = (
     "tables after the load table come from this run's profile (`client/tools/bench/cpu.py`: CPU per request "
     "per process group from /proc over each measured window; `waits.py`: pg_stat_activity sampled every "
     "20 ms; `hotrow.py`: pgbench replaying SQL captured from real requests). A run is CPU-bound when the "
-    "machine is busy: its throughput is then cores / CPU per request, whatever the row locks. The floor of a "
-    "report or a new device is the least CPU it could cost on this machine, each part measured alone in the "
-    "same run: HTTP and the middleware as the trivial endpoint's web CPU, the request's own in-process work "
-    "above a do-nothing POST, its writes alone in pgbench, the load generator's share; the ratio and the "
-    "rates at that floor bound what any code could reach here. The trivial endpoint and the hot item's reports "
-    "run once more at the issue's 32 connections, where its p99 goal was set. An "
+    "machine is busy: its throughput is then cores / CPU per request, whatever the row locks. A report's and "
+    "a new device's floor is what the request would cost with every overhead at the trivial endpoint's: "
+    "HTTP and the middleware as the trivial endpoint's web CPU, the request's own in-process work above a "
+    "do-nothing POST and its writes alone in pgbench (both as the code does them now), the load generator's "
+    "share; beside the rate that allows, what each goal leaves for the request's own work and writes. The "
+    "trivial endpoint and the hot item's reports run once more at the issue's 32 connections, where its p99 "
+    "goal was set. An "
     "authorization of a new device on a seat item takes its seat with one conditional UPDATE of the item's "
     "seat counter row (devices.seats), held to the commit over the device insert and its decision; a usage "
     "report on a scan or page item ends with a conditional UPDATE of its device's share of the item's "

@@ -418,6 +418,10 @@ def test_the_bounds_say_cpu_bound_with_the_ceiling_and_littles_law_or_lock_bound
     assert "spread over 100 items: 190 req/s, Lock 0%" in one_item and "its CPU allows 1,765" in one_item
     seat = rows["new devices/s into one seat item"].split(" | ")[4]
     assert seat.startswith("at 0 seats: lock-bound: 60%") and "at 40,000: neither CPU nor row lock: 50% busy" in seat
+    assert "at 40,000: neither CPU nor row lock: 50% busy, 120% of it this benchmark's processes, Lock 10%;" in seat
+    assert (
+        report.verdict(0.89, None, 0.99) == "neither CPU nor row lock: 89% busy, 99% of it this benchmark's processes"
+    )
 
     text = report.bounds(plan, load, hot_rows)
     lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}

@@ -89,7 +89,8 @@ def verdict(busy: float, lock: float | None, ours: float | None = None) -> str:
         return text
     if locked:
         return f"lock-bound: {lock:.0%} of active backends wait on a Lock ({busy:.0%} busy{share})"
-    return f"neither CPU nor row lock: {busy:.0%} busy{share}, Lock {lock if lock is not None else float('nan'):.0%}"
+    sampled = f", Lock {lock:.0%}" if lock is not None and lock == lock else ""  # (no waits sampled: the pings)
+    return f"neither CPU nor row lock: {busy:.0%} busy{share}{sampled}"
 
 
 def _alone(r: dict) -> dict:

@@ -22,9 +22,10 @@ from django.test import override_settings
 
 from licenses.clock import rfc3339, slot_start_of
 
-# The rows the benchmark's floor reads by name (client.tools.bench.report._floor).
+# The rows the benchmark's report reads by name (client.tools.bench.report).
 NEW_DEVICE_ROW = "authorize, a new device, 0 seats taken"
 USAGE_ROW = "usage, a report into one scan item"
+SIGHTINGS_ROW = "usage, a report with 2 barcode sightings into one scan item"
 NOTHING_ROW = "floor: a ninja POST of the usage schema that does nothing"
 
 
@@ -278,7 +279,7 @@ def measure(
     # As the load generator's reports (client.tools.loadgen): two sightings each, deduplicated
     # against the device's memory (usage.dedup).
     seen = usage_reports(scans, now, n, run="s", sightings=2)
-    rows.append(_measure("usage, a report with 2 barcode sightings into one scan item", seen))
+    rows.append(_measure(SIGHTINGS_ROW, seen))
     with override_settings(ROOT_URLCONF="client.tools.hotpath_urls"):
         floor = [("usage", dict(body, report_id=f"f-{i}")) for i, (_, body) in enumerate(reports)]
         rows.append(_measure(NOTHING_ROW, floor, prefix="/api/v1/floor/"))

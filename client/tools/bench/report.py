@@ -19,10 +19,6 @@ from client.tools.bench.pages import QUIET_BUSY, QUIET_WINDOW_S
 REPORTS_PER_S = 5600  # "1,000,000 devices send 5,600/s in all"
 
 
-def _hot(hot: list[dict], prefix: str) -> dict:
-    return next((r for r in hot if r["what"].startswith(prefix)), {})
-
-
 def _ok(status: bool) -> str:
     return "met" if status else "not met"
 
@@ -242,9 +238,9 @@ def summary(
     hot_rows = hot_rows or {}
     d = plan["duration"]
     auth, usage = load["authorize"], load["usage"]
-    usage_hot = _hot(hot, "usage")
-    floor = _hot(hot, "floor")
-    seen_hot = _hot(hot, "usage, a report with 2 barcode sightings")
+    usage_hot = _row(hot, hotpath.USAGE_ROW)
+    floor = _row(hot, hotpath.NOTHING_ROW)
+    seen_hot = _row(hot, hotpath.SIGHTINGS_ROW)
     authorize_rows = [r for r in hot if r["what"].startswith("authorize")]
     per_report_ms = usage_hot.get("web_cpu_ms", 0) + (usage_hot.get("db_cpu_ms") or 0)
     cores = REPORTS_PER_S * per_report_ms / 1000
